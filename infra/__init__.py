@@ -1,0 +1,1 @@
+"""Operations: settings, the embedded broker, topics, the command line."""

@@ -1,0 +1,1 @@
+"""The SPMA streaming service: Faust app, agents, tables and the Avro codec."""
