@@ -1,0 +1,1 @@
+"""The `spma` sub-commands, one module each; every module exposes register(app)."""

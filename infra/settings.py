@@ -1,0 +1,146 @@
+"""Service settings: one pydantic-settings model from SPMA_* environment variables and a TOML file.
+
+Precedence (highest first): keyword arguments, environment variables, the TOML file named by
+SPMA_CONFIG (or ``spma.toml`` in the working directory), then the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from schemas import SCHEMAS_DIR
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "GSSAPI", "OAUTHBEARER"]
+
+
+def _config_file() -> Path:
+    """The TOML settings file: SPMA_CONFIG if set, else spma.toml in the working directory."""
+    return Path(os.environ.get("SPMA_CONFIG", "spma.toml"))
+
+
+class Settings(BaseSettings):
+    """Everything a worker, a tool or a test needs to reach the broker, the registry and its store."""
+
+    model_config = SettingsConfigDict(env_prefix="SPMA_", extra="forbid", frozen=True)
+
+    bootstrap_servers: str = Field(
+        "127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated host:port"
+    )
+    schema_registry_url: str | None = Field(
+        None, description="Confluent Schema Registry URL; unset = ids from the schemas folder"
+    )
+    schemas_dir: Path = Field(SCHEMAS_DIR, description="folder of .avsc files (folder registry)")
+    topic_prefix: str = Field("spma.", description="prefix of every topic name")
+    partitions: int = Field(8, ge=1, le=4096, description="partitions of the keyed topics")
+    replication_factor: int = Field(1, ge=1, description="replication of created topics")
+    # Broker security, passed through to confluent-kafka and to Faust (aiokafka).
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_ca_location: Path | None = None
+    ssl_certificate_location: Path | None = None
+    ssl_key_location: Path | None = None
+    ssl_key_password: SecretStr | None = None
+    # Worker.
+    app_id: str = Field("spma", description="Faust app id (the consumer group)")
+    store_url: str = Field("memory://", description="table store: memory:// or rocksdb://")
+    table_standby_replicas: int = Field(0, ge=0)
+    web_port: int = Field(6066, ge=1, le=65535, description="metrics and per-account view")
+    web_host: str = "127.0.0.1"
+    data_dir: Path = Field(Path(".spma-data"), description="worker state (RocksDB) folder")
+    params_file: Path | None = Field(None, description="initial risk parameters (JSON or TOML)")
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _servers_given(cls, value: str) -> str:
+        hosts = [h.strip() for h in value.split(",") if h.strip()]
+        if not hosts or any(":" not in h for h in hosts):
+            raise ValueError("want host:port[,host:port...]")
+        return ",".join(hosts)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then SPMA_* variables, then the TOML file."""
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=_config_file())
+        return (init_settings, env_settings, toml)
+
+    def topic(self, name: str) -> str:
+        """The full topic name of a logical topic ('fills' -> 'spma.fills')."""
+        return f"{self.topic_prefix}{name}"
+
+    def kafka_client_config(self) -> dict[str, Any]:
+        """confluent-kafka (librdkafka) configuration: servers and security."""
+        conf: dict[str, Any] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol,
+        }
+        optional = {
+            "sasl.mechanism": self.sasl_mechanism,
+            "sasl.username": self.sasl_username,
+            "sasl.password": self.sasl_password.get_secret_value() if self.sasl_password else None,
+            "ssl.ca.location": self.ssl_ca_location,
+            "ssl.certificate.location": self.ssl_certificate_location,
+            "ssl.key.location": self.ssl_key_location,
+            "ssl.key.password": (
+                self.ssl_key_password.get_secret_value() if self.ssl_key_password else None
+            ),
+        }
+        conf.update({k: str(v) for k, v in optional.items() if v is not None})
+        return conf
+
+    def faust_broker_url(self) -> str:
+        """Faust broker URL(s) for the aiokafka driver."""
+        return ";".join(f"kafka://{h}" for h in self.bootstrap_servers.split(","))
+
+    def faust_credentials(self) -> Any:
+        """Faust credentials object for the configured security, or None for PLAINTEXT."""
+        import ssl
+
+        import faust
+
+        context = None
+        if self.security_protocol in ("SSL", "SASL_SSL"):
+            context = ssl.create_default_context(
+                cafile=str(self.ssl_ca_location) if self.ssl_ca_location else None
+            )
+            if self.ssl_certificate_location:
+                context.load_cert_chain(
+                    str(self.ssl_certificate_location),
+                    str(self.ssl_key_location) if self.ssl_key_location else None,
+                    self.ssl_key_password.get_secret_value() if self.ssl_key_password else None,
+                )
+        if self.security_protocol.startswith("SASL"):
+            password = self.sasl_password.get_secret_value() if self.sasl_password else ""
+            mechanism = self.sasl_mechanism or "PLAIN"
+            if mechanism.startswith("SCRAM"):
+                return faust.SASLCredentials(
+                    username=self.sasl_username,
+                    password=password,
+                    mechanism=mechanism,
+                    ssl_context=context,
+                )
+            return faust.SASLCredentials(
+                username=self.sasl_username, password=password, ssl_context=context
+            )
+        if context is not None:
+            return faust.SSLCredentials(context)
+        return None

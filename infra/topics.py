@@ -1,0 +1,166 @@
+"""The topic catalogue (streams.md) and its idempotent creation with partitions and cleanup policies.
+
+Account-keyed topics (fills, collateral, outputs keyed by account, the market broadcast) share the
+configured partition count so that they are co-partitioned. Single-owner topics (insurance claims
+and fund events, risk parameters) have one partition so that one worker sees them in order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
+
+from infra.settings import Settings
+
+
+class Cleanup(StrEnum):
+    """Kafka cleanup policy."""
+
+    DELETE = "delete"
+    COMPACT = "compact"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One topic: its logical name, whether it follows the account partitioning, its policy."""
+
+    name: str
+    doc: str
+    cleanup: Cleanup = Cleanup.DELETE
+    single_partition: bool = False
+    internal: bool = False
+
+    def partitions(self, settings: Settings) -> int:
+        """Partition count under the given settings."""
+        return 1 if self.single_partition else settings.partitions
+
+
+TOPICS: tuple[TopicSpec, ...] = (
+    # Inputs.
+    TopicSpec("fills", "fills from the matching engine, keyed by master account"),
+    TopicSpec("collateral", "collateral transfers, keyed by master account"),
+    TopicSpec("oracle-prices", "oracle source prices, keyed by underlying"),
+    TopicSpec("book-depth", "order-book depth curves, keyed by underlying", Cleanup.COMPACT),
+    TopicSpec("vol-surfaces", "implied volatility surfaces, keyed by underlying", Cleanup.COMPACT),
+    TopicSpec("instruments", "instrument reference data, keyed by instrument", Cleanup.COMPACT),
+    TopicSpec(
+        "risk-params", "versioned risk-parameter sets, keyed by set name", Cleanup.COMPACT, True
+    ),
+    # Outputs.
+    TopicSpec("margin-status", "latest margin status per account", Cleanup.COMPACT),
+    TopicSpec("margin-calls", "margin calls, keyed by account"),
+    TopicSpec("liquidations", "partial-liquidation orders, keyed by account"),
+    TopicSpec("insurance-fund", "insurance-fund events, keyed by currency", single_partition=True),
+    TopicSpec("adl", "auto-deleveraging orders, keyed by account"),
+    TopicSpec("solvency-proofs", "Merkle-sum roots of liabilities, keyed by epoch"),
+    TopicSpec("dlq", "rejected input records with the reason, keyed by the original key"),
+    # Internal.
+    TopicSpec(
+        "market-broadcast",
+        "accepted market updates, copied to every account partition",
+        internal=True,
+    ),
+    TopicSpec(
+        "insurance-claims",
+        "bankruptcy claims and ADL candidates for the fund's single owner",
+        single_partition=True,
+        internal=True,
+    ),
+)
+
+
+def topic_spec(name: str) -> TopicSpec:
+    """The spec of a logical topic name."""
+    for spec in TOPICS:
+        if spec.name == name:
+            return spec
+    raise KeyError(f"unknown topic {name!r}")
+
+
+@dataclass(frozen=True)
+class TopicResult:
+    """What creation did for one topic."""
+
+    topic: str
+    partitions: int
+    outcome: str  # created | exists | exists-with-N-partitions
+
+
+def _new_topic(spec: TopicSpec, settings: Settings) -> NewTopic:
+    """The admin request for one topic."""
+    return NewTopic(
+        settings.topic(spec.name),
+        num_partitions=spec.partitions(settings),
+        replication_factor=settings.replication_factor,
+        config={"cleanup.policy": str(spec.cleanup)},
+    )
+
+
+def create_topics(
+    settings: Settings, *, timeout_s: float = 30.0, specs: tuple[TopicSpec, ...] = TOPICS
+) -> list[TopicResult]:
+    """Create every topic that is missing (idempotent) and report what each one has."""
+    admin = AdminClient(settings.kafka_client_config())
+    existing = admin.list_topics(timeout=timeout_s).topics
+    wanted = [s for s in specs if settings.topic(s.name) not in existing]
+    if wanted:
+        futures = admin.create_topics(
+            [_new_topic(s, settings) for s in wanted], operation_timeout=timeout_s
+        )
+        for name, future in futures.items():
+            try:
+                future.result(timeout=timeout_s)
+            except KafkaException as exc:
+                if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                    raise RuntimeError(f"cannot create topic {name}: {exc}") from exc
+    return describe_topics(settings, admin=admin, timeout_s=timeout_s, specs=specs, created=wanted)
+
+
+def describe_topics(
+    settings: Settings,
+    *,
+    admin: AdminClient | None = None,
+    timeout_s: float = 30.0,
+    specs: tuple[TopicSpec, ...] = TOPICS,
+    created: list[TopicSpec] | None = None,
+) -> list[TopicResult]:
+    """The partition count each topic has on the broker, against what the settings want."""
+    admin = admin or AdminClient(settings.kafka_client_config())
+    topics = admin.list_topics(timeout=timeout_s).topics
+    created_names = {settings.topic(s.name) for s in created or []}
+    results = []
+    for spec in specs:
+        name = settings.topic(spec.name)
+        meta = topics.get(name)
+        have = len(meta.partitions) if meta is not None else 0
+        if name in created_names:
+            outcome = "created"
+        elif meta is None:
+            outcome = "missing"
+        elif have == spec.partitions(settings):
+            outcome = "exists"
+        else:
+            outcome = f"exists-with-{have}-partitions"
+        results.append(TopicResult(name, have, outcome))
+    return results
+
+
+def grow_partitions(settings: Settings, *, timeout_s: float = 30.0) -> list[str]:
+    """Raise the partition count of account-keyed topics to the configured one (never lowers)."""
+    admin = AdminClient(settings.kafka_client_config())
+    topics = admin.list_topics(timeout=timeout_s).topics
+    grow = [
+        NewPartitions(settings.topic(s.name), settings.partitions)
+        for s in TOPICS
+        if not s.single_partition
+        and settings.topic(s.name) in topics
+        and len(topics[settings.topic(s.name)].partitions) < settings.partitions
+    ]
+    if not grow:
+        return []
+    for future in admin.create_partitions(grow, operation_timeout=timeout_s).values():
+        future.result(timeout=timeout_s)
+    return [p.topic for p in grow]
