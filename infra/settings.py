@@ -30,7 +30,7 @@ def _config_file() -> Path:
 
 
 class Settings(BaseSettings):
-    """Everything a worker, a tool or a test needs to reach the broker, the registry and its store."""
+    """What a worker, a tool or a test needs to reach the broker, the registry and its store."""
 
     model_config = SettingsConfigDict(env_prefix="SPMA_", extra="forbid", frozen=True)
 

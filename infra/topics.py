@@ -1,4 +1,4 @@
-"""The topic catalogue (streams.md) and its idempotent creation with partitions and cleanup policies.
+"""The topic catalogue (streams.md) and its idempotent creation with partitions and policies.
 
 Account-keyed topics (fills, collateral, outputs keyed by account, the market broadcast) share the
 configured partition count so that they are co-partitioned. Single-owner topics (insurance claims
