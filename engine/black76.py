@@ -1,0 +1,80 @@
+"""Black-76 on the forward with zero discounting (section 3), vectorised and broadcasting.
+
+An option with T <= 0 or vol <= 0 is worth its intrinsic value; its delta is the intrinsic step
+(0.5 at the money) and its gamma and vega are 0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+from scipy.special import ndtr
+
+from engine.types import BoolArray, FloatArray
+
+ArrayLike = npt.ArrayLike
+
+
+def _d1_d2(
+    forward: FloatArray, strike: FloatArray, vol: FloatArray, t: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray, BoolArray]:
+    """d1, d2, the std-dev and the 'live' mask (T > 0 and vol > 0); dead entries are 0."""
+    live = (t > 0.0) & (vol > 0.0)
+    sd = np.where(live, vol * np.sqrt(np.where(live, t, 1.0)), 1.0)
+    d1 = np.where(live, (np.log(forward / strike) + 0.5 * sd * sd) / sd, 0.0)
+    return (
+        np.asarray(d1, dtype=np.float64),
+        np.asarray(d1 - sd, dtype=np.float64),
+        np.asarray(np.where(live, sd, 0.0), dtype=np.float64),
+        np.asarray(live, dtype=np.bool_),
+    )
+
+
+def _arrays(*xs: ArrayLike) -> list[FloatArray]:
+    """Float arrays broadcast together."""
+    return [np.asarray(a, dtype=np.float64) for a in np.broadcast_arrays(*xs)]
+
+
+def price(
+    forward: ArrayLike, strike: ArrayLike, vol: ArrayLike, t: ArrayLike, is_call: ArrayLike
+) -> FloatArray:
+    """Premium: call F N(d1) - K N(d2), put K N(-d2) - F N(-d1); intrinsic when T <= 0."""
+    f, k, v, tt = _arrays(forward, strike, vol, t)
+    call = np.asarray(is_call, dtype=np.bool_)
+    d1, d2, _, live = _d1_d2(f, k, v, tt)
+    call_value = f * ndtr(d1) - k * ndtr(d2)
+    put_value = k * ndtr(-d2) - f * ndtr(-d1)
+    model = np.where(call, call_value, put_value)
+    intrinsic = np.where(call, np.maximum(f - k, 0.0), np.maximum(k - f, 0.0))
+    return np.asarray(np.where(live, model, intrinsic))
+
+
+def delta(
+    forward: ArrayLike, strike: ArrayLike, vol: ArrayLike, t: ArrayLike, is_call: ArrayLike
+) -> FloatArray:
+    """dPremium/dF: N(d1) for a call, N(d1) - 1 for a put."""
+    f, k, v, tt = _arrays(forward, strike, vol, t)
+    call = np.asarray(is_call, dtype=np.bool_)
+    d1, _, _, live = _d1_d2(f, k, v, tt)
+    model = np.where(call, ndtr(d1), ndtr(d1) - 1.0)
+    step = np.where(f > k, 1.0, np.where(f < k, 0.0, 0.5))
+    return np.asarray(np.where(live, model, np.where(call, step, step - 1.0)))
+
+
+def _density(x: FloatArray) -> FloatArray:
+    """Standard normal density."""
+    return np.asarray(np.exp(-0.5 * x * x) / np.sqrt(2.0 * np.pi))
+
+
+def gamma(forward: ArrayLike, strike: ArrayLike, vol: ArrayLike, t: ArrayLike) -> FloatArray:
+    """d2Premium/dF2 = n(d1) / (F sigma sqrt T)."""
+    f, k, v, tt = _arrays(forward, strike, vol, t)
+    d1, _, sd, live = _d1_d2(f, k, v, tt)
+    return np.asarray(np.where(live, _density(d1) / (f * np.where(live, sd, 1.0)), 0.0))
+
+
+def vega(forward: ArrayLike, strike: ArrayLike, vol: ArrayLike, t: ArrayLike) -> FloatArray:
+    """dPremium/dsigma = F n(d1) sqrt T."""
+    f, k, v, tt = _arrays(forward, strike, vol, t)
+    d1, _, _, live = _d1_d2(f, k, v, tt)
+    return np.asarray(np.where(live, f * _density(d1) * np.sqrt(np.maximum(tt, 0.0)), 0.0))

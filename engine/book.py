@@ -1,0 +1,353 @@
+"""The book of many accounts, vectorised (section 4): sparse positions, scenario vectors, margin.
+
+Per underlying u the book keeps a sparse accounts x instruments exposure matrix Q_u and, per
+account, the scenario PnL vector P_u (plus net delta, position value, basis-bucket and
+short-option nets). A market move on u recomputes u's risk arrays once and every account's vector
+with one sparse product Q_u @ R_u; a fill changes one account's vectors by dq x R_i. The margin of
+any set of accounts is then computed from these vectors alone, in one vectorised pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from engine.book_state import UnderlyingBook
+from engine.instruments import Instrument, InstrumentError, InstrumentKind, InstrumentTable
+from engine.margin import MarginReport
+from engine.market import MarketSnapshot, UnderlyingMarket
+from engine.params import RiskParams
+from engine.requirement import RequirementInputs, ShortfallCache, compute_requirement
+from engine.risk_arrays import MissingMarketData
+from engine.types import FloatArray
+
+
+@dataclass
+class AccountPositions:
+    """One account's positions (instrument index -> (qty, entry)) and option bucket nets."""
+
+    positions: dict[int, tuple[float, float]] = field(default_factory=dict)
+    option_nets: dict[tuple[str, int], float] = field(default_factory=dict)
+
+
+class MarginBook:
+    """Many accounts' portfolios and their margin, kept current incrementally."""
+
+    def __init__(
+        self,
+        params: RiskParams,
+        market: MarketSnapshot,
+        instruments: InstrumentTable | None = None,
+        psr_overrides: Mapping[str, float] | None = None,
+    ) -> None:
+        self.params = params
+        self.market = market
+        self.instruments = instruments if instruments is not None else InstrumentTable()
+        self.psr_overrides = dict(psr_overrides or {})
+        self.accounts: list[str] = []
+        self.account_index: dict[str, int] = {}
+        self.holdings: list[AccountPositions] = []
+        self.assets: list[str] = []
+        self.asset_index: dict[str, int] = {}
+        self._capacity = 16
+        self.cost = np.zeros(self._capacity)
+        self.collateral = np.zeros((self._capacity, 0))
+        self.underlyings: dict[str, UnderlyingBook] = {}
+        self._shortfall = ShortfallCache()
+        for name in sorted(market.underlyings):
+            self._add_underlying(name)
+
+    # ----- accounts and assets -------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.accounts)
+
+    def __contains__(self, account: object) -> bool:
+        return account in self.account_index
+
+    def account_row(self, account: str) -> int:
+        """Row of an account, adding it (empty) when new."""
+        row = self.account_index.get(account)
+        if row is not None:
+            return row
+        row = len(self.accounts)
+        if row >= self._capacity:
+            self._grow(max(2 * self._capacity, row + 1))
+        self.accounts.append(account)
+        self.account_index[account] = row
+        self.holdings.append(AccountPositions())
+        return row
+
+    def _grow(self, capacity: int) -> None:
+        """Grow every per-account array to a new capacity."""
+        extra = capacity - self._capacity
+        self.cost = np.concatenate([self.cost, np.zeros(extra)])
+        self.collateral = np.vstack([self.collateral, np.zeros((extra, len(self.assets)))])
+        for book in self.underlyings.values():
+            book.grow(capacity)
+        self._capacity = capacity
+
+    def asset_column(self, asset: str) -> int:
+        """Column of a collateral asset, adding it when new (its price must be known)."""
+        col = self.asset_index.get(asset)
+        if col is not None:
+            return col
+        self._price_of(asset)
+        col = len(self.assets)
+        self.assets.append(asset)
+        self.asset_index[asset] = col
+        self.collateral = np.hstack([self.collateral, np.zeros((self._capacity, 1))])
+        return col
+
+    def _price_of(self, asset: str) -> float:
+        """USD price of an asset (the settlement currency is worth 1 unless priced)."""
+        if asset == self.params.settlement_currency and asset not in self.market.assets:
+            return 1.0
+        try:
+            return float(self.market.price_of_asset(asset))
+        except KeyError:
+            raise MissingMarketData(f"asset {asset}: no price in the market data") from None
+
+    # ----- underlyings -----------------------------------------------------------------------
+
+    def _add_underlying(self, name: str) -> UnderlyingBook:
+        """Track a new underlying (it must be in the market)."""
+        book = UnderlyingBook(name, self._capacity, self.params, self.psr_overrides.get(name))
+        self.underlyings = dict(sorted({**self.underlyings, name: book}.items()))
+        book.revalue_instruments(self.instruments, self.market)
+        return book
+
+    def _underlying(self, name: str) -> UnderlyingBook:
+        """The book of an underlying, which must have market data."""
+        book = self.underlyings.get(name)
+        if book is not None:
+            return book
+        if name not in self.market.underlyings:
+            raise MissingMarketData(f"underlying {name}: no market data (mark price)")
+        return self._add_underlying(name)
+
+    def instrument(self, name: str) -> Instrument:
+        """Reference data of an instrument (registered or parsed)."""
+        return self.instruments.get(name)
+
+    # ----- portfolio changes ------------------------------------------------------------------
+
+    def set_position(self, account: str, instrument: str, qty: float, entry: float) -> None:
+        """Replace an account's position in an instrument (qty signed; inverse qty in USD)."""
+        gid = self.instruments.resolve(instrument)
+        inst = self.instruments.instruments[gid]
+        if inst.kind is InstrumentKind.SPOT:
+            raise InstrumentError(f"{instrument}: spot holdings are collateral, not positions")
+        if qty != 0.0 and not entry > 0.0:
+            raise ValueError(f"{instrument}: entry price must be positive")
+        book = self._underlying(inst.underlying)
+        row = self.account_row(account)
+        local = book.ensure_instrument(gid, self.instruments, self.market)
+        held = self.holdings[row]
+        old_qty, old_entry = held.positions.get(gid, (0.0, entry))
+        d_exposure = _exposure(inst, qty, entry) - _exposure(inst, old_qty, old_entry)
+        self.cost[row] += _cost(inst, qty, entry) - _cost(inst, old_qty, old_entry)
+        if qty == 0.0:
+            held.positions.pop(gid, None)
+        else:
+            held.positions[gid] = (qty, entry)
+        book.apply_exposure(row, local, d_exposure)
+        if inst.kind is InstrumentKind.OPTION:
+            self._update_option_nets(row, book, local, qty - old_qty, inst.contract_size)
+
+    def _update_option_nets(
+        self, row: int, book: UnderlyingBook, local: int, d_qty: float, size: float
+    ) -> None:
+        """Keep the account's net per (expiry, strike) and its short units on the underlying."""
+        held = self.holdings[row]
+        bucket = (book.name, int(book.option_bucket[local]))
+        net = held.option_nets.get(bucket, 0.0) + d_qty * size
+        if abs(net) < 1e-12:
+            held.option_nets.pop(bucket, None)
+        else:
+            held.option_nets[bucket] = net
+        book.short_units[row] = sum(
+            max(-v, 0.0) for (u, _), v in held.option_nets.items() if u == book.name
+        )
+
+    def set_collateral(self, account: str, asset: str, balance: float) -> None:
+        """Replace an account's balance of a collateral asset (negative: borrowed)."""
+        row = self.account_row(account)
+        col = self.asset_column(asset)
+        change = balance - self.collateral[row, col]
+        self.collateral[row, col] = balance
+        book = self.underlyings.get(asset)
+        if book is not None:
+            book.apply_coin(row, change)
+
+    def load_portfolio(
+        self,
+        account: str,
+        positions: Iterable[tuple[str, float, float]],
+        collateral: Mapping[str, float],
+    ) -> None:
+        """Replace an account's whole portfolio."""
+        row = self.account_row(account)
+        for gid in list(self.holdings[row].positions):
+            self.set_position(account, self.instruments.instruments[gid].name, 0.0, 0.0)
+        for asset in self.assets:
+            if asset not in collateral and self.collateral[row, self.asset_index[asset]] != 0.0:
+                self.set_collateral(account, asset, 0.0)
+        for asset, balance in collateral.items():
+            self.set_collateral(account, asset, balance)
+        for name, qty, entry in positions:
+            self.set_position(account, name, qty, entry)
+
+    def has_positions(self, rows: np.ndarray) -> np.ndarray:
+        """True per row while any derivative position is open."""
+        return np.array([bool(self.holdings[int(r)].positions) for r in rows], dtype=bool)
+
+    # ----- market -----------------------------------------------------------------------------
+
+    def update_market(self, market: MarketSnapshot, changed: Iterable[str] | None = None) -> None:
+        """Take a new market snapshot and revalue the underlyings that changed (all if None)."""
+        self.market = market
+        names = list(market.underlyings) if changed is None else list(changed)
+        for name in names:
+            if name not in market.underlyings:
+                continue
+            if name not in self.underlyings:
+                self._add_underlying(name)
+            self.underlyings[name].revalue(self.instruments, market, self._coin_column(name))
+
+    def update_underlying(self, name: str, market: UnderlyingMarket) -> None:
+        """Replace one underlying's market data and revalue its accounts."""
+        self.update_market(self.market.with_underlying(name, market), [name])
+
+    def set_psr(self, underlying: str, psr: float) -> None:
+        """Set an underlying's effective PSR (dynamic margin) and revalue it."""
+        self.psr_overrides[underlying] = psr
+        book = self._underlying(underlying)
+        book.set_psr(psr, self.params)
+        book.revalue(self.instruments, self.market, self._coin_column(underlying))
+
+    def set_params(self, params: RiskParams) -> None:
+        """Apply a new risk-parameter set: every grid and vector is rebuilt."""
+        self.params = params
+        for name, book in self.underlyings.items():
+            book.set_psr(self.psr_overrides.get(name), params)
+            book.revalue(self.instruments, self.market, self._coin_column(name))
+
+    def _coin_column(self, underlying: str) -> FloatArray | None:
+        """The accounts' balances of an underlying's coin, or None when nobody holds it."""
+        col = self.asset_index.get(underlying)
+        return None if col is None else self.collateral[:, col]
+
+    # ----- margin -----------------------------------------------------------------------------
+
+    def margin(self, accounts: Sequence[str] | None = None) -> MarginReport:
+        """The margin of some accounts (all when None), from the current vectors."""
+        if accounts is None:
+            rows = np.arange(len(self.accounts))
+        else:
+            rows = np.array([self.account_index[a] for a in accounts], dtype=np.int64)
+        return self.margin_rows(rows)
+
+    def margin_rows(self, rows: np.ndarray) -> MarginReport:
+        """The margin of accounts given by row."""
+        return compute_requirement(self._inputs(rows), self.params, self._shortfall)
+
+    def _inputs(self, rows: np.ndarray) -> RequirementInputs:
+        """Gather what the requirement needs for some rows."""
+        books = list(self.underlyings.values())
+        prices = np.array([self._price_of(a) for a in self.assets])
+        return RequirementInputs(
+            accounts=[self.accounts[int(r)] for r in rows],
+            underlyings=[b.name for b in books],
+            books=books,
+            rows=rows,
+            market=self.market,
+            cost=self.cost[rows],
+            assets=list(self.assets),
+            asset_prices=prices,
+            collateral=self.collateral[rows],
+            has_positions=self.has_positions(rows),
+        )
+
+    # ----- bulk loading (benchmarks, rebuilds) --------------------------------------------
+
+    def bulk_load(
+        self,
+        accounts: Sequence[str],
+        instruments: Sequence[str],
+        account_rows: np.ndarray,
+        instrument_cols: np.ndarray,
+        qty: np.ndarray,
+        entry: np.ndarray,
+    ) -> None:
+        """Load many positions at once into empty accounts (one sparse build per underlying)."""
+        rows = np.array([self.account_row(a) for a in accounts], dtype=np.int64)[account_rows]
+        gids = np.array([self.instruments.resolve(n) for n in instruments], dtype=np.int64)
+        gid = gids[instrument_cols]
+        for r, g, q, e in zip(
+            rows.tolist(), gid.tolist(), qty.tolist(), entry.tolist(), strict=True
+        ):
+            self.holdings[r].positions[g] = (q, e)
+        by_underlying: dict[str, list[int]] = {}
+        for g in np.unique(gid).tolist():
+            inst = self.instruments.instruments[g]
+            by_underlying.setdefault(inst.underlying, []).append(g)
+        for name, members in by_underlying.items():
+            book = self._underlying(name)
+            for g in members:
+                book.ensure_instrument(g, self.instruments, self.market)
+            mask = np.isin(gid, members)
+            book.bulk_add(rows[mask], gid[mask], qty[mask], entry[mask], self.instruments)
+            self.cost += np.bincount(
+                rows[mask],
+                weights=book.cost_of(gid[mask], qty[mask], entry[mask], self.instruments),
+                minlength=self._capacity,
+            )
+            self._bulk_option_nets(book, rows[mask], gid[mask], qty[mask])
+        for name in by_underlying:
+            self.underlyings[name].revalue(self.instruments, self.market, self._coin_column(name))
+
+    def _bulk_option_nets(
+        self, book: UnderlyingBook, rows: np.ndarray, gid: np.ndarray, qty: np.ndarray
+    ) -> None:
+        """Option bucket nets and short units after a bulk load."""
+        local = np.array([book.local[g] for g in gid.tolist()], dtype=np.int64)
+        is_option = book.option_bucket[local] >= 0
+        sizes = book.arrays.size[local]
+        for r, b, q, s in zip(
+            rows[is_option].tolist(),
+            book.option_bucket[local][is_option].tolist(),
+            qty[is_option].tolist(),
+            sizes[is_option].tolist(),
+            strict=True,
+        ):
+            nets = self.holdings[r].option_nets
+            nets[(book.name, b)] = nets.get((book.name, b), 0.0) + q * s
+        for r in np.unique(rows[is_option]).tolist():
+            book.short_units[r] = sum(
+                max(-v, 0.0) for (u, _), v in self.holdings[r].option_nets.items() if u == book.name
+            )
+
+
+def _exposure(inst: Instrument, qty: float, entry: float) -> float:
+    """Exposure units: contracts, or coins (qty / entry) for inverse contracts."""
+    if qty == 0.0:
+        return 0.0
+    return qty / entry if inst.inverse else qty
+
+
+def _cost(inst: Instrument, qty: float, entry: float) -> float:
+    """Cost basis: qty x size x entry (linear), qty (inverse USD notional), 0 (options)."""
+    if qty == 0.0 or inst.kind is InstrumentKind.OPTION:
+        return 0.0
+    return qty if inst.inverse else qty * inst.contract_size * entry
+
+
+def sparse_matrix(
+    rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, shape: tuple[int, int]
+) -> sp.csr_matrix:
+    """A CSR matrix summing duplicate entries."""
+    return sp.csr_matrix((vals, (rows, cols)), shape=shape)

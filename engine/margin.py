@@ -1,0 +1,159 @@
+"""Margin results: the arrays of many accounts (``MarginReport``) and one account's view.
+
+A report holds, for the accounts it covers, equity and haircut equities, IM and MM, the state, and
+every component: per underlying (worst loss, directional and two-sided parts, contingencies,
+liquidity add-on, net delta) and per collateral asset (balance, price, haircut rates and
+deductions). ``account(i)`` turns one row into the plain mapping that `spma margin` prints and the
+margin-status record carries.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from engine.states import STATES, AccountState
+from engine.types import FloatArray, IntArray
+
+UNDERLYING_FIELDS = (
+    "worst_loss",
+    "directional",
+    "two_sided",
+    "contingencies",
+    "short_option",
+    "delta",
+    "basis",
+    "liquidity_addon",
+    "delta_notional",
+)
+
+
+@dataclass(frozen=True)
+class UnderlyingComponents:
+    """Per account and underlying [A, U] components of the requirement."""
+
+    worst_loss: FloatArray
+    directional: FloatArray
+    two_sided: FloatArray
+    contingencies: FloatArray
+    short_option: FloatArray
+    delta: FloatArray
+    basis: FloatArray
+    liquidity_addon: FloatArray
+    delta_notional: FloatArray
+
+
+@dataclass(frozen=True)
+class CollateralComponents:
+    """Per account and asset [A, C]: balances, prices [C], haircut rates and deductions."""
+
+    balance: FloatArray
+    price: FloatArray
+    rate_mm: FloatArray
+    rate_im: FloatArray
+    deduction_mm: FloatArray
+    deduction_im: FloatArray
+
+
+@dataclass(frozen=True)
+class MarginReport:
+    """The margin of several accounts, as arrays over accounts."""
+
+    accounts: list[str]
+    underlyings: list[str]
+    assets: list[str]
+    equity: FloatArray
+    equity_mm: FloatArray
+    equity_im: FloatArray
+    im: FloatArray
+    mm: FloatArray
+    ratio_mm: FloatArray
+    state: IntArray
+    directional_total: FloatArray
+    scenario_requirement: FloatArray
+    es99: FloatArray
+    var99: FloatArray
+    risk_requirement: FloatArray
+    liquidity_addon: FloatArray
+    per_underlying: UnderlyingComponents
+    collateral: CollateralComponents
+    params_version: str
+
+    def __len__(self) -> int:
+        return len(self.accounts)
+
+    def states(self) -> list[AccountState]:
+        """Each account's state."""
+        return [STATES[int(c)] for c in self.state]
+
+    def row(self, account: str) -> int:
+        """Index of an account in this report."""
+        return self.accounts.index(account)
+
+    def account(self, i: int) -> dict[str, Any]:
+        """One account's margin as a plain, JSON-ready mapping (the `spma margin` output)."""
+        comps = self.per_underlying
+        by_underlying = {
+            u: {name: float(getattr(comps, name)[i, k]) for name in UNDERLYING_FIELDS}
+            for k, u in enumerate(self.underlyings)
+            if _exposed(comps, i, k)
+        }
+        return {
+            "account": self.accounts[i],
+            "state": STATES[int(self.state[i])].value,
+            "equity": float(self.equity[i]),
+            "equity_mm": float(self.equity_mm[i]),
+            "equity_im": float(self.equity_im[i]),
+            "im": float(self.im[i]),
+            "mm": float(self.mm[i]),
+            "ratio_mm": _finite_or_none(float(self.ratio_mm[i])),
+            "underlyings": by_underlying,
+            "directional_total": float(self.directional_total[i]),
+            "scenario_requirement": float(self.scenario_requirement[i]),
+            "es99": float(self.es99[i]),
+            "var99": float(self.var99[i]),
+            "risk_requirement": float(self.risk_requirement[i]),
+            "liquidity_addon": float(self.liquidity_addon[i]),
+            "haircuts": self._haircuts(i),
+            "params_version": self.params_version,
+        }
+
+    def _haircuts(self, i: int) -> dict[str, dict[str, float]]:
+        """Per asset held or owed: balance, price, rates and deductions."""
+        c = self.collateral
+        return {
+            asset: {
+                "balance": float(c.balance[i, k]),
+                "price": float(c.price[k]),
+                "haircut": float(c.rate_mm[i, k]),
+                "haircut_im": float(c.rate_im[i, k]),
+                "deduction_mm": float(c.deduction_mm[i, k]),
+                "deduction_im": float(c.deduction_im[i, k]),
+            }
+            for k, asset in enumerate(self.assets)
+            if c.balance[i, k] != 0.0
+        }
+
+
+def _exposed(comps: UnderlyingComponents, i: int, k: int) -> bool:
+    """True when an account has anything on an underlying worth reporting."""
+    return bool(
+        comps.worst_loss[i, k] != 0.0
+        or comps.delta_notional[i, k] != 0.0
+        or comps.contingencies[i, k] != 0.0
+        or comps.two_sided[i, k] != 0.0
+    )
+
+
+def _finite_or_none(x: float) -> float | None:
+    """JSON has no infinity: an infinite ratio (MM = 0) is null."""
+    return x if math.isfinite(x) else None
+
+
+def empty_components(accounts: int, underlyings: int) -> UnderlyingComponents:
+    """All-zero components (for an empty book)."""
+    zero = np.zeros((accounts, underlyings))
+    return UnderlyingComponents(*(zero.copy() for _ in UNDERLYING_FIELDS))

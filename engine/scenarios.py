@@ -1,0 +1,90 @@
+"""Scenario grids per underlying (section 4) and the expiry-scaled volatility shocks.
+
+A parameter set's scenarios are data; a grid turns them into arrays for one underlying with its
+price scan range: moves m_j, weights w_j (tail dampening min(1, PSR/|m|)), vol states, and the
+ES grid (the ``es`` scenarios sorted by move). Every underlying shares the same J scenarios, so
+per-account vectors stack into one [accounts, underlyings, scenarios] array.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.params import RiskParams, ScenarioRole, VolShockParams, VolState
+from engine.types import BoolArray, FloatArray, IntArray
+
+VOL_CODES = {VolState.UP: 1, VolState.NONE: 0, VolState.DOWN: -1}
+
+
+@dataclass(frozen=True)
+class ScenarioGrid:
+    """The scenarios of one underlying as arrays of length J."""
+
+    psr: float
+    moves: FloatArray
+    weights: FloatArray
+    vol_state: IntArray
+    es_index: IntArray
+
+    @property
+    def size(self) -> int:
+        """Number of scenarios J."""
+        return int(self.moves.size)
+
+    @property
+    def down(self) -> BoolArray:
+        """Scenarios on the down side (m <= 0), for the directional split."""
+        return np.asarray(self.moves <= 0.0)
+
+    @property
+    def up(self) -> BoolArray:
+        """Scenarios on the up side (m >= 0)."""
+        return np.asarray(self.moves >= 0.0)
+
+    @property
+    def es_moves(self) -> FloatArray:
+        """The ES-grid moves, increasing."""
+        return np.asarray(self.moves[self.es_index])
+
+
+def scenario_grid(params: RiskParams, underlying: str, psr: float | None = None) -> ScenarioGrid:
+    """The grid of an underlying, with its PSR (or an effective PSR from dynamic margin)."""
+    scan = params.psr_for(underlying) if psr is None else psr
+    specs = params.scenario_set.scenarios
+    moves = np.array([s.move * scan if s.unit == "psr" else s.move for s in specs])
+    weights = np.array(
+        [
+            min(1.0, scan / abs(m))
+            if s.weight == "dampened" and m != 0
+            else _fixed_weight(s.weight)
+            for s, m in zip(specs, moves, strict=True)
+        ]
+    )
+    vol_state = np.array([VOL_CODES[s.vol] for s in specs], dtype=np.int64)
+    es = [j for j, s in enumerate(specs) if s.role is ScenarioRole.ES]
+    es_index = np.array(sorted(es, key=lambda j: moves[j]), dtype=np.int64)
+    return ScenarioGrid(scan, moves.astype(np.float64), weights, vol_state, es_index)
+
+
+def _fixed_weight(weight: float | str) -> float:
+    """A numeric weight ('dampened' at m = 0 counts fully)."""
+    return 1.0 if isinstance(weight, str) else float(weight)
+
+
+def shocked_vols(
+    vol: FloatArray, dte_days: FloatArray, shock: VolShockParams
+) -> tuple[FloatArray, FloatArray]:
+    """sigma_up and sigma_down for options of given base vol and days to expiry (section 4).
+
+    sigma_up = sigma (1 + up (ref/DTE)^p), at least up_floor; sigma_down = sigma (1 - down
+    (ref/DTE)^p), at least down_floor; p = exponent_short for DTE <= ref, exponent_long beyond;
+    DTE floored at min_dte_days. The floors are absolute vol levels.
+    """
+    dte = np.maximum(dte_days, shock.min_dte_days)
+    exponent = np.where(dte <= shock.ref_days, shock.exponent_short, shock.exponent_long)
+    scale = (shock.ref_days / dte) ** exponent
+    up = np.maximum(vol * (1.0 + shock.up * scale), shock.up_floor)
+    down = np.maximum(vol * (1.0 - shock.down * scale), shock.down_floor)
+    return up, down

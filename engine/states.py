@@ -1,0 +1,55 @@
+"""Account states of section 8 and their classification, vectorised over accounts."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import numpy as np
+
+from engine.types import BoolArray, FloatArray, IntArray
+
+
+class AccountState(StrEnum):
+    """HEALTHY, MARGIN_CALL (reduce-only), LIQUIDATION, BANKRUPT."""
+
+    HEALTHY = "HEALTHY"
+    MARGIN_CALL = "MARGIN_CALL"
+    LIQUIDATION = "LIQUIDATION"
+    BANKRUPT = "BANKRUPT"
+
+
+STATES = (
+    AccountState.HEALTHY,
+    AccountState.MARGIN_CALL,
+    AccountState.LIQUIDATION,
+    AccountState.BANKRUPT,
+)
+STATE_CODES = {state: code for code, state in enumerate(STATES)}
+
+
+def classify(
+    equity: FloatArray,
+    equity_mm: FloatArray,
+    equity_im: FloatArray,
+    im: FloatArray,
+    mm: FloatArray,
+    has_positions: BoolArray,
+) -> IntArray:
+    """State codes (index into STATES) per account.
+
+    BANKRUPT when E < 0 with no position left to close; LIQUIDATION when E_mm < MM;
+    MARGIN_CALL when E_im < IM; else HEALTHY. (A liquidation that would have to close past the
+    bankruptcy price is the planner's call, not this classification's.)
+    """
+    code = np.zeros(equity.shape, dtype=np.int64)
+    code[equity_im < im] = 1
+    code[equity_mm < mm] = 2
+    code[(equity < 0.0) & ~has_positions] = 3
+    return code
+
+
+def ratio_mm(equity_mm: FloatArray, mm: FloatArray) -> FloatArray:
+    """E_mm / MM per account, +inf when MM = 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(mm > 0.0, equity_mm / np.where(mm > 0.0, mm, 1.0), np.inf)
+    return np.asarray(ratio)

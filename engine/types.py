@@ -1,0 +1,12 @@
+"""Array type aliases shared by the engine, and the year length used for time to expiry."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+IntArray = npt.NDArray[np.int64]
+
+YEAR_SECONDS = 365 * 86400.0  # margin-model.md section 2: years = seconds / (365 x 86400)
