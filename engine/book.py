@@ -20,7 +20,12 @@ from engine.instruments import Instrument, InstrumentError, InstrumentKind, Inst
 from engine.margin import MarginReport
 from engine.market import MarketSnapshot, UnderlyingMarket
 from engine.params import RiskParams
-from engine.requirement import RequirementInputs, ShortfallCache, compute_requirement
+from engine.requirement import (
+    RequirementInputs,
+    ShortfallCache,
+    compute_requirement,
+    shortfall_of,
+)
 from engine.risk_arrays import MissingMarketData
 from engine.types import FloatArray
 
@@ -250,6 +255,15 @@ class MarginBook:
         else:
             rows = np.array([self.account_index[a] for a in accounts], dtype=np.int64)
         return self.margin_rows(rows)
+
+    def shortfall(self, accounts: Sequence[str] | None = None) -> tuple[FloatArray, FloatArray]:
+        """ES_99 and VaR_99 alone for some accounts (all when None)."""
+        rows = (
+            np.arange(len(self.accounts))
+            if accounts is None
+            else np.array([self.account_index[a] for a in accounts], dtype=np.int64)
+        )
+        return shortfall_of(self._inputs(rows), self.params, self._shortfall)
 
     def margin_rows(self, rows: np.ndarray) -> MarginReport:
         """The margin of accounts given by row."""

@@ -195,6 +195,14 @@ def _shortfall(
     return model.evaluate(np.hstack(blocks), weights)
 
 
+def shortfall_of(
+    inp: RequirementInputs, params: RiskParams, cache: ShortfallCache | None = None
+) -> tuple[FloatArray, FloatArray]:
+    """ES_99 and VaR_99 alone (for benchmarks and what-ifs)."""
+    blocks = [_take(b.pnl, inp.rows)[:, b.grid.es_index] for b in inp.books]
+    return _shortfall(inp, params, blocks, cache or _SHORTFALL)
+
+
 def _collateral(inp: RequirementInputs, params: RiskParams) -> CollateralComponents:
     """Haircut rates and deductions of every asset balance of the accounts."""
     n, c = inp.collateral.shape

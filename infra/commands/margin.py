@@ -54,6 +54,19 @@ def load_params(path: Path | None, preset: str | None) -> RiskParams:
         fail(f"params: {exc}")
 
 
+COMPONENT_LABELS = (
+    ("worst_loss", "worst loss"),
+    ("directional", "directional (signed)"),
+    ("two_sided", "two-sided"),
+    ("short_option", "short-option contingency"),
+    ("delta", "delta contingency"),
+    ("basis", "basis contingency"),
+    ("contingencies", "contingencies"),
+    ("liquidity_addon", "liquidity add-on"),
+    ("delta_notional", "net delta (USD)"),
+)
+
+
 def _money(x: float | None) -> str:
     """A USD figure for the table."""
     return "inf" if x is None else f"{x:,.2f}"
@@ -80,37 +93,10 @@ def render_table(result: dict[str, Any], console: Console) -> None:
         summary.add_row(key, f"{value:.4f}" if key == "ratio_mm" and value else _money(value))
     summary.add_row("params", result["params_version"])
     console.print(summary)
-    comps = Table(
-        "underlying",
-        "worst loss",
-        "directional",
-        "two-sided",
-        "short opt",
-        "delta",
-        "basis",
-        "contingencies",
-        "liquidity",
-        "net delta",
-        title="by underlying",
-    )
-    for name, c in result["underlyings"].items():
-        comps.add_row(
-            name,
-            *(
-                _money(c[k])
-                for k in (
-                    "worst_loss",
-                    "directional",
-                    "two_sided",
-                    "short_option",
-                    "delta",
-                    "basis",
-                    "contingencies",
-                    "liquidity_addon",
-                    "delta_notional",
-                )
-            ),
-        )
+    names = list(result["underlyings"])
+    comps = Table("component", *names, title="by underlying")
+    for key, label in COMPONENT_LABELS:
+        comps.add_row(label, *(_money(result["underlyings"][u][key]) for u in names))
     console.print(comps)
     hair = Table(
         "asset", "balance", "price", "haircut MM", "haircut IM", "deduction MM", title="collateral"
