@@ -40,11 +40,12 @@ def _ql(kind: str, inp: dict[str, np.ndarray]) -> np.ndarray:
             out[i] = ql.blackFormula(opt, k, f, sd, 1.0)
             continue
         calc = ql.BlackCalculator(ql.PlainVanillaPayoff(opt, k), f, sd, 1.0)
-        out[i] = {
-            "delta": lambda: calc.delta(f),
-            "gamma": lambda: calc.gamma(f),
-            "vega": lambda: calc.vega(t),
-        }[kind]()
+        if kind == "delta":
+            out[i] = calc.delta(f)
+        elif kind == "gamma":
+            out[i] = calc.gamma(f)
+        else:
+            out[i] = calc.vega(t)
     return out
 
 
