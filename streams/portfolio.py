@@ -1,0 +1,202 @@
+"""One account's portfolio record as the stream keeps it: the value of the portfolio table.
+
+It holds positions (quantity, average entry, realised PnL), collateral by asset, the offset of the
+last input applied from each topic and a window of recent fill and transfer ids, so that a replay
+never applies an input twice. Fills move cash: linear PnL is realised in the settlement currency,
+inverse PnL in the coin, option premiums and fees in the settlement currency.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.instruments import Instrument, InstrumentKind
+
+RECENT_IDS = 1024  # fill/transfer ids remembered per account (duplicates with another offset)
+EPSILON = 1e-12  # a quantity below this is a closed position
+
+
+@dataclass
+class PositionRecord:
+    """A position: signed quantity, average entry price, PnL realised so far (USD)."""
+
+    qty: float
+    entry: float
+    realised: float = 0.0
+
+
+@dataclass(frozen=True)
+class FillEffect:
+    """What a fill did: the position after it and the cash it moved."""
+
+    instrument: str
+    qty_after: float
+    entry_after: float
+    realised_usd: float
+    cash: dict[str, float]
+
+
+@dataclass
+class PortfolioRecord:
+    """An account's whole state in the portfolio table."""
+
+    account: str
+    positions: dict[str, PositionRecord] = field(default_factory=dict)
+    collateral: dict[str, float] = field(default_factory=dict)
+    offsets: dict[str, int] = field(default_factory=dict)
+    recent_ids: list[str] = field(default_factory=list)
+    state: str = "HEALTHY"
+    last_call_ts: float | None = None
+    call_sequence: int = 0
+    status_sequence: int = 0
+    last_ratio: float | None = None
+    partition: int = -1
+
+    def already_applied(self, topic: str, offset: int, input_id: str) -> str | None:
+        """Why an input must not be applied again ('offset' or 'duplicate'), or None."""
+        if offset <= self.offsets.get(topic, -1):
+            return "offset"
+        if input_id in self.recent_ids:
+            return "duplicate"
+        return None
+
+    def mark_applied(self, topic: str, offset: int, input_id: str) -> None:
+        """Record an applied input: its offset and its id in the bounded window."""
+        self.offsets[topic] = max(offset, self.offsets.get(topic, -1))
+        self.recent_ids.append(input_id)
+        if len(self.recent_ids) > RECENT_IDS:
+            del self.recent_ids[: len(self.recent_ids) - RECENT_IDS]
+
+    def add_collateral(self, asset: str, amount: float) -> None:
+        """Move a signed amount of an asset in or out."""
+        balance = self.collateral.get(asset, 0.0) + amount
+        if abs(balance) < EPSILON:
+            self.collateral.pop(asset, None)
+        else:
+            self.collateral[asset] = balance
+
+    def has_positions(self) -> bool:
+        """True while any derivative position is open."""
+        return bool(self.positions)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready mapping (the table value)."""
+        return {
+            "account": self.account,
+            "positions": {k: [p.qty, p.entry, p.realised] for k, p in self.positions.items()},
+            "collateral": self.collateral,
+            "offsets": self.offsets,
+            "recent_ids": self.recent_ids,
+            "state": self.state,
+            "last_call_ts": self.last_call_ts,
+            "call_sequence": self.call_sequence,
+            "status_sequence": self.status_sequence,
+            "last_ratio": self.last_ratio,
+            "partition": self.partition,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PortfolioRecord:
+        """Inverse of to_dict."""
+        return cls(
+            account=data["account"],
+            positions={k: PositionRecord(*v) for k, v in data["positions"].items()},
+            collateral=dict(data["collateral"]),
+            offsets=dict(data["offsets"]),
+            recent_ids=list(data["recent_ids"]),
+            state=data["state"],
+            last_call_ts=data["last_call_ts"],
+            call_sequence=data["call_sequence"],
+            status_sequence=data.get("status_sequence", 0),
+            last_ratio=data.get("last_ratio"),
+            partition=data.get("partition", -1),
+        )
+
+
+def _average_entry(
+    old_qty: float, old_entry: float, dq: float, price: float, inverse: bool
+) -> float:
+    """Entry after growing a position: arithmetic mean, harmonic for inverse (coin-exact PnL)."""
+    total = abs(old_qty) + abs(dq)
+    if inverse:
+        return total / (abs(old_qty) / old_entry + abs(dq) / price)
+    return (abs(old_qty) * old_entry + abs(dq) * price) / total
+
+
+def _closed_pnl(inst: Instrument, closed: float, entry: float, price: float) -> float:
+    """PnL in USD of closing `closed` (signed like the old position) at price."""
+    if inst.inverse:
+        coins = closed * (1.0 / entry - 1.0 / price)
+        return coins * price
+    return closed * (price - entry) * inst.contract_size
+
+
+def apply_fill(
+    record: PortfolioRecord,
+    inst: Instrument,
+    signed_qty: float,
+    price: float,
+    fee: float,
+    settlement: str = "USD",
+) -> FillEffect:
+    """Apply one fill to the record and return its effect (cash moved, realised PnL)."""
+    if inst.kind is InstrumentKind.SPOT:
+        return _apply_spot(record, inst, signed_qty, price, fee, settlement)
+    cash: dict[str, float] = {}
+    pos = record.positions.get(inst.name)
+    old_qty, old_entry = (pos.qty, pos.entry) if pos else (0.0, price)
+    realised = 0.0
+    if old_qty == 0.0 or math.copysign(1.0, old_qty) == math.copysign(1.0, signed_qty):
+        new_qty = old_qty + signed_qty
+        new_entry = _average_entry(old_qty, old_entry, signed_qty, price, inst.inverse)
+    else:
+        closed = math.copysign(min(abs(signed_qty), abs(old_qty)), old_qty)
+        realised = _closed_pnl(inst, closed, old_entry, price)
+        new_qty = old_qty + signed_qty
+        new_entry = (
+            old_entry if math.copysign(1.0, new_qty) == math.copysign(1.0, old_qty) else price
+        )
+    if inst.kind is InstrumentKind.OPTION:
+        cash[settlement] = -signed_qty * price * inst.contract_size
+    elif inst.inverse:
+        cash[inst.underlying] = realised / price
+    else:
+        cash[settlement] = realised
+    cash[settlement] = cash.get(settlement, 0.0) - fee
+    _store_position(record, inst.name, new_qty, new_entry, realised)
+    for asset, amount in cash.items():
+        if amount:
+            record.add_collateral(asset, amount)
+    final = record.positions.get(inst.name)
+    return FillEffect(
+        inst.name, final.qty if final else 0.0, final.entry if final else 0.0, realised, cash
+    )
+
+
+def _store_position(
+    record: PortfolioRecord, name: str, qty: float, entry: float, realised: float
+) -> None:
+    """Write the position back, dropping it when closed."""
+    old = record.positions.get(name)
+    total_realised = (old.realised if old else 0.0) + realised
+    if abs(qty) < EPSILON:
+        record.positions.pop(name, None)
+    else:
+        record.positions[name] = PositionRecord(qty, entry, total_realised)
+
+
+def _apply_spot(
+    record: PortfolioRecord,
+    inst: Instrument,
+    signed_qty: float,
+    price: float,
+    fee: float,
+    settlement: str,
+) -> FillEffect:
+    """A spot trade swaps coins for the settlement currency (collateral only)."""
+    cash = {inst.underlying: signed_qty, settlement: -signed_qty * price - fee}
+    for asset, amount in cash.items():
+        record.add_collateral(asset, amount)
+    return FillEffect(inst.name, 0.0, 0.0, 0.0, cash)

@@ -1,0 +1,171 @@
+"""One valid record per topic, for round trips."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from streams import records as r
+
+TS = datetime(2026, 11, 24, 8, 0, 0, 123000, tzinfo=UTC)
+DEPTH = r.BookDepth(
+    underlying="BTC", mid=100_000.0, bps=[10.0, 50.0], bid=[1e6, 5e6], ask=[1e6, 4e6], ts=TS
+)
+VOL = r.VolSurfaceRecord(
+    underlying="BTC",
+    expiries=[0.1, 0.5],
+    log_moneyness=[-0.2, 0.0, 0.2],
+    vols=[[0.7, 0.6, 0.65], [0.65, 0.55, 0.6]],
+    ts=TS,
+)
+INSTRUMENT = r.InstrumentRecord(
+    name="BTC-27DEC26-100000-C",
+    kind="OPTION",
+    underlying="BTC",
+    expiry=datetime(2026, 12, 27, 8, tzinfo=UTC),
+    strike=100_000.0,
+    option_type="CALL",
+    ts=TS,
+)
+PARAMS = r.RiskParamsRecord(name="default", version=2, params_json='{"version": 2}', ts=TS)
+
+SAMPLES: dict[str, r.Record] = {
+    "fills": r.Fill(
+        fill_id="f-1",
+        account="acct-1",
+        sub_account="desk-a",
+        instrument="BTC-PERPETUAL",
+        side="SELL",
+        qty=1.5,
+        price=100_010.5,
+        fee=0.75,
+        liquidity="MAKER",
+        order_id="o-9",
+        ts=TS,
+    ),
+    "collateral": r.CollateralTransfer(
+        transfer_id="t-1",
+        account="acct-1",
+        asset="USDC",
+        amount=-2500.0,
+        kind="WITHDRAWAL",
+        chain="ethereum",
+        confirmations=12,
+        ts=TS,
+    ),
+    "oracle-prices": r.OraclePrice(
+        source="deribit", underlying="BTC", price=100_000.0, weight=2.0, ts=TS
+    ),
+    "book-depth": DEPTH,
+    "vol-surfaces": VOL,
+    "instruments": INSTRUMENT,
+    "risk-params": PARAMS,
+    "margin-status": r.MarginStatus(
+        status_id="s-1",
+        account="acct-1",
+        state="MARGIN_CALL",
+        equity=10.0,
+        equity_mm=9.0,
+        equity_im=8.5,
+        im=12.0,
+        mm=9.0,
+        ratio_mm=None,
+        components=[
+            r.UnderlyingComponent(
+                underlying="BTC",
+                worst_loss=10.0,
+                directional=-9.0,
+                two_sided=1.0,
+                contingencies=1.5,
+                short_option=0.5,
+                delta=0.5,
+                basis=0.5,
+                liquidity_addon=0.1,
+                delta_notional=-50.0,
+            )
+        ],
+        directional_total=9.0,
+        scenario_requirement=11.5,
+        es99=7.0,
+        var99=5.0,
+        liquidity_addon=0.1,
+        haircuts={"USDC": 0.02, "BTC": 0.11},
+        sub_accounts={"desk-a": 3.0},
+        params_version="default@1",
+        stale_underlyings=["ETH"],
+        reason="FILL",
+        input_topic="spma.fills",
+        input_partition=3,
+        input_offset=42,
+        ts=TS,
+    ),
+    "margin-calls": r.MarginCall(
+        call_id="c-1",
+        account="acct-1",
+        amount=3.5,
+        equity_im=8.5,
+        im=12.0,
+        deadline=TS,
+        sequence=1,
+        ts=TS,
+    ),
+    "liquidations": r.LiquidationOrder(
+        order_id="l-1",
+        account="acct-1",
+        instrument="BTC",
+        side="SELL",
+        qty=0.1,
+        limit_price=95_000.0,
+        reason="MM_BREACH",
+        sequence=0,
+        ts=TS,
+    ),
+    "insurance-fund": r.InsuranceFundEvent(
+        event_id="i-1",
+        currency="USD",
+        kind="FEE",
+        amount=5.0,
+        balance_after=1_000_005.0,
+        account="acct-1",
+        ts=TS,
+    ),
+    "adl": r.AdlOrder(
+        adl_id="d-1",
+        account="acct-2",
+        instrument="BTC-PERPETUAL",
+        side="SELL",
+        qty=0.5,
+        price=90_000.0,
+        counterparty_account="acct-1",
+        ts=TS,
+    ),
+    "solvency-proofs": r.SolvencyProof(
+        epoch=7,
+        root_hash="ab" * 32,
+        total_liabilities_cents=10**12,
+        account_count=100,
+        partition=None,
+        ts=TS,
+    ),
+    "dlq": r.DlqRecord(
+        topic="spma.fills",
+        partition=1,
+        offset=9,
+        key=b"acct-1",
+        value=b"\x00\x01garbage",
+        reason="BAD_MAGIC",
+        detail="magic byte 0x01",
+        ts=TS,
+    ),
+    "market-broadcast": r.MarketUpdate(
+        update_id="m-1",
+        kind="VOL",
+        underlying="BTC",
+        vol=VOL,
+        depth=DEPTH,
+        instrument=INSTRUMENT,
+        params=PARAMS,
+        seq=5,
+        ts=TS,
+    ),
+    "insurance-claims": r.InsuranceClaim(claim_id="k-1", account="acct-1", deficit=12.5, ts=TS),
+}
