@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 from enum import StrEnum
+from itertools import pairwise
 from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
@@ -152,7 +153,7 @@ class OraclePrice(Record):
 
 def _increasing(values: list[float], name: str) -> None:
     """Strictly increasing, or a ValueError naming the field."""
-    if any(b <= a for a, b in zip(values, values[1:], strict=False)):
+    if any(b <= a for a, b in pairwise(values)):
         raise ValueError(f"{name}: must be strictly increasing")
 
 
@@ -173,7 +174,7 @@ class BookDepth(Record):
             side = getattr(self, name)
             if len(side) != len(self.bps):
                 raise ValueError(f"{name}: want one cumulative notional per bps level")
-            if any(b < a for a, b in zip(side, side[1:], strict=False)):
+            if any(b < a for a, b in pairwise(side)):
                 raise ValueError(f"{name}: must be non-decreasing")
         return self
 

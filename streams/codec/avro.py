@@ -66,7 +66,8 @@ class AvroCodec:
         except (EOFError, StopIteration):
             raise CodecError(DlqReason.TRUNCATED, f"{topic}: the Avro body ends early") from None
         except Exception as exc:
-            raise CodecError(DlqReason.MALFORMED_BODY, f"{topic}: {type(exc).__name__}: {exc}")
+            detail = f"{topic}: {type(exc).__name__}: {exc}"
+            raise CodecError(DlqReason.MALFORMED_BODY, detail) from None
         if stream.tell() != len(body):
             raise CodecError(
                 DlqReason.MALFORMED_BODY,
@@ -84,7 +85,8 @@ class AvroCodec:
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or entry.record
-            raise CodecError(DlqReason.INVALID_VALUE, f"{entry.record}.{where}: {first['msg']}")
+            detail = f"{entry.record}.{where}: {first['msg']}"
+            raise CodecError(DlqReason.INVALID_VALUE, detail) from None
 
 
 def codec_from_settings(settings: Any) -> AvroCodec:
