@@ -31,7 +31,7 @@ class Received:
 
 def make_producer(settings: Settings, **extra: str | int) -> Producer:
     """A producer for the configured broker (idempotent where the broker supports it)."""
-    conf: dict[str, str | int] = {**settings.kafka_client_config(), "linger.ms": 5}
+    conf: dict[str, str | int] = {**settings.kafka_client_config(), "linger.ms": 5, "log_level": 3}
     conf.update(extra)
     return Producer(conf)
 
@@ -79,6 +79,7 @@ def drain(
             "enable.auto.commit": False,
             "session.timeout.ms": 6000,
             "heartbeat.interval.ms": 1000,
+            "log_level": 3,
         }
     )
     consumer.subscribe([settings.topic(t) for t in topics])

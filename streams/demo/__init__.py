@@ -1,0 +1,1 @@
+"""The demo: a seeded exchange played through the broker, the codec and the engine."""

@@ -1,0 +1,205 @@
+"""The market agent's state: validated marks, EWMA vols, depth, surfaces, instruments, params.
+
+It takes decoded input records and returns the market updates to broadcast (None when an input
+is dropped or conflated), and builds the engine's MarketSnapshot. Stablecoins and the settlement
+currency are collateral assets priced by the oracle (the settlement currency at 1); every other
+oracle-priced name is an underlying.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+
+from engine.instruments import Instrument, InstrumentTable
+from engine.market import AssetMarket, DepthCurve, MarketSnapshot, UnderlyingMarket, VolSurface
+from engine.oracle import MarkOracle, SourceQuote
+from engine.params import AssetClass, RiskParams
+from engine.volatility import EwmaVolatility
+from streams.records import (
+    BookDepth,
+    InstrumentRecord,
+    MarketUpdate,
+    MarketUpdateKind,
+    OraclePrice,
+    RiskParamsRecord,
+    VolSurfaceRecord,
+)
+
+
+def epoch(ts: datetime) -> float:
+    """Epoch seconds of an aware datetime."""
+    return ts.timestamp()
+
+
+def instrument_of(record: InstrumentRecord) -> Instrument:
+    """Engine reference data from an instrument record."""
+    return Instrument(
+        record.name,
+        record.kind,
+        record.underlying,
+        None if record.expiry is None else epoch(record.expiry),
+        record.strike,
+        record.option_type,
+        record.contract_size,
+        record.inverse,
+    )
+
+
+@dataclass
+class MarketState:
+    """Everything the market agent knows; applies inputs, conflates, builds snapshots."""
+
+    params: RiskParams = field(default_factory=RiskParams)
+    oracle: MarkOracle | None = None
+    ewma: dict[str, EwmaVolatility] = field(default_factory=dict)
+    marks: dict[str, float] = field(default_factory=dict)
+    stale: set[str] = field(default_factory=set)
+    depth: dict[str, DepthCurve] = field(default_factory=dict)
+    vols: dict[str, VolSurface] = field(default_factory=dict)
+    instruments: InstrumentTable = field(default_factory=InstrumentTable)
+    forwarded: dict[str, tuple[float, float]] = field(default_factory=dict)
+    as_of: float = 0.0
+    seq: int = 0
+
+    def __post_init__(self) -> None:
+        if self.oracle is None:
+            self.oracle = MarkOracle(self.params.oracle)
+
+    def _update(self, kind: MarketUpdateKind, ts: datetime, uid: str, **kw: object) -> MarketUpdate:
+        """A numbered market update."""
+        self.seq += 1
+        return MarketUpdate(update_id=uid, kind=kind, seq=self.seq, ts=ts, **kw)  # type: ignore[arg-type]
+
+    def on_price(self, price: OraclePrice, uid: str) -> MarketUpdate | None:
+        """An oracle quote: a MARK update when the mark moved enough or enough time passed."""
+        assert self.oracle is not None
+        now = epoch(price.ts)
+        quote = SourceQuote(price.source, price.price, price.weight, now)
+        if not self.oracle.update(price.underlying, quote):
+            return None
+        self.as_of = max(self.as_of, now)
+        result = self.oracle.mark(price.underlying, now)
+        if result is None:
+            return None
+        return self._apply_mark(price.underlying, result.mark, result.stale, now, price.ts, uid)
+
+    def _apply_mark(
+        self, underlying: str, mark: float, stale: bool, now: float, ts: datetime, uid: str
+    ) -> MarketUpdate | None:
+        """Record a validated mark; forward it unless conflated."""
+        was_stale = underlying in self.stale
+        (self.stale.add if stale else self.stale.discard)(underlying)
+        if not stale:
+            vol = self.ewma.setdefault(
+                underlying, EwmaVolatility(self.params.shortfall.ewma_lambda)
+            )
+            vol.update(mark, now)
+        self.marks[underlying] = mark
+        last = self.forwarded.get(underlying)
+        conf = self.params.conflation
+        if last is not None and stale == was_stale:
+            moved_bps = abs(mark / last[0] - 1.0) * 1e4
+            if moved_bps < conf.min_move_bps and (now - last[1]) * 1e3 < conf.max_interval_ms:
+                return None
+        self.forwarded[underlying] = (mark, now)
+        ewma = self.ewma.get(underlying)
+        annual = ewma.annualised() if ewma else None
+        return self._update(
+            MarketUpdateKind.MARK,
+            ts,
+            uid,
+            underlying=underlying,
+            mark=mark,
+            stale=stale,
+            ewma_vol=annual if annual and annual > 0 else None,
+        )
+
+    def on_depth(self, record: BookDepth, uid: str) -> MarketUpdate:
+        """A new depth curve."""
+        self.depth[record.underlying] = DepthCurve(
+            np.array(record.bps), np.array(record.bid), np.array(record.ask)
+        )
+        self.as_of = max(self.as_of, epoch(record.ts))
+        return self._update(
+            MarketUpdateKind.DEPTH, record.ts, uid, underlying=record.underlying, depth=record
+        )
+
+    def on_vol(self, record: VolSurfaceRecord, uid: str) -> MarketUpdate:
+        """A new vol surface."""
+        self.vols[record.underlying] = VolSurface(
+            np.array(record.expiries), np.array(record.log_moneyness), np.array(record.vols)
+        )
+        self.as_of = max(self.as_of, epoch(record.ts))
+        return self._update(
+            MarketUpdateKind.VOL, record.ts, uid, underlying=record.underlying, vol=record
+        )
+
+    def on_instrument(self, record: InstrumentRecord, uid: str) -> MarketUpdate:
+        """New reference data."""
+        self.instruments.add(instrument_of(record))
+        return self._update(
+            MarketUpdateKind.INSTRUMENT,
+            record.ts,
+            uid,
+            underlying=record.underlying,
+            instrument=record,
+        )
+
+    def on_params(self, record: RiskParamsRecord, uid: str) -> MarketUpdate:
+        """A new parameter set (raises pydantic.ValidationError when invalid)."""
+        self.params = RiskParams.from_json(record.params_json)
+        assert self.oracle is not None
+        self.oracle.params = self.params.oracle
+        return self._update(MarketUpdateKind.PARAMS, record.ts, uid, params=record)
+
+    def apply(self, update: MarketUpdate) -> None:
+        """Apply a broadcast update (the account partitions' side of the market)."""
+        self.seq = max(self.seq, update.seq)
+        self.as_of = max(self.as_of, epoch(update.ts))
+        kind, und = update.kind, update.underlying
+        if kind is MarketUpdateKind.MARK and und and update.mark:
+            self.marks[und] = update.mark
+            (self.stale.add if update.stale else self.stale.discard)(und)
+            if update.ewma_vol:
+                vol = self.ewma.setdefault(und, EwmaVolatility(self.params.shortfall.ewma_lambda))
+                vol.daily_var = update.ewma_vol**2 / 365.0
+        elif kind is MarketUpdateKind.DEPTH and update.depth:
+            self.on_depth(update.depth, update.update_id)
+        elif kind is MarketUpdateKind.VOL and update.vol:
+            self.on_vol(update.vol, update.update_id)
+        elif kind is MarketUpdateKind.INSTRUMENT and update.instrument:
+            self.on_instrument(update.instrument, update.update_id)
+        elif kind is MarketUpdateKind.PARAMS and update.params:
+            self.on_params(update.params, update.update_id)
+
+    def is_asset_only(self, name: str) -> bool:
+        """Stablecoins and the settlement currency are assets, not underlyings."""
+        return name in self.params.stablecoins or name == self.params.settlement_currency
+
+    def snapshot(self) -> MarketSnapshot:
+        """The engine's view of the market now."""
+        unds: dict[str, UnderlyingMarket] = {}
+        assets: dict[str, AssetMarket] = {}
+        for name, mark in self.marks.items():
+            if self.is_asset_only(name):
+                assets[name] = AssetMarket(mark, AssetClass.STABLECOIN)
+                continue
+            ewma = self.ewma.get(name)
+            annual = ewma.annualised() if ewma else None
+            unds[name] = UnderlyingMarket(
+                mark,
+                AssetClass.MAJOR if name in self.params.majors else AssetClass.MID_CAP,
+                0.0,
+                annual if annual and annual > 0 else None,
+                self.vols.get(name),
+                self.depth.get(name),
+            )
+        return MarketSnapshot(self.as_of, unds, assets, {})
+
+    @staticmethod
+    def now_utc() -> datetime:
+        """Wall-clock now (UTC)."""
+        return datetime.now(tz=UTC)

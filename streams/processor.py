@@ -1,0 +1,284 @@
+"""One account partition's processing, free of Kafka: portfolio records, the book, outputs.
+
+A fill or transfer updates one record and the book incrementally and yields that account's
+status; a market update revalues the partition's accounts in one vectorised pass and yields the
+statuses that matter (a state change or a ratio move beyond the parameter). Margin calls go out
+on entering MARGIN_CALL and again every repeat interval while it lasts (``on_timer``). The Faust
+agents and the offline demo both drive this class.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+
+from engine.book import MarginBook
+from engine.instruments import InstrumentError, InstrumentKind
+from engine.margin import MarginReport
+from engine.risk_arrays import MissingMarketData
+from engine.states import STATES, AccountState
+from streams.market_state import MarketState
+from streams.portfolio import PortfolioRecord, apply_fill
+from streams.records import CollateralTransfer, DlqReason, Fill, MarketUpdate, Record
+from streams.status import call_record, status_record
+
+
+class InputRejected(Exception):
+    """A decoded input that cannot be applied; goes to the dlq with the reason."""
+
+    def __init__(self, reason: DlqReason, detail: str) -> None:
+        super().__init__(f"{reason.value}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Output:
+    """A record to send: logical topic, key and value."""
+
+    topic: str
+    key: str
+    record: Record
+
+
+@dataclass(frozen=True)
+class InputRef:
+    """Where an input came from (for idempotence and deterministic output ids)."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+class AccountProcessor:
+    """The accounts of one partition and their margin."""
+
+    def __init__(self, partition: int, market: MarketState) -> None:
+        self.partition = partition
+        self.market = market
+        self.records: dict[str, PortfolioRecord] = {}
+        self.book = MarginBook(market.params, market.snapshot(), market.instruments)
+
+    # ----- state ------------------------------------------------------------------------
+
+    def load(self, records: dict[str, PortfolioRecord]) -> None:
+        """Rebuild the book from table records (on partition assignment)."""
+        self.records = dict(records)
+        self.rebuild()
+
+    def rebuild(self) -> None:
+        """A fresh book from every record (new underlyings or parameters)."""
+        self.book = MarginBook(self.market.params, self.market.snapshot(), self.market.instruments)
+        for record in self.records.values():
+            self._sync(record, full=True)
+
+    def _sync(
+        self,
+        record: PortfolioRecord,
+        full: bool = False,
+        names: set[str] | None = None,
+        assets: set[str] | None = None,
+    ) -> bool:
+        """Push a record's positions and collateral into the book; False if not priceable."""
+        try:
+            if full:
+                positions = [(n, p.qty, p.entry) for n, p in record.positions.items()]
+                self.book.load_portfolio(record.account, positions, record.collateral)
+                return True
+            for name in names or ():
+                pos = record.positions.get(name)
+                qty, entry = (pos.qty, pos.entry) if pos else (0.0, 1.0)
+                self.book.set_position(record.account, name, qty, entry)
+            for asset in assets or ():
+                self.book.set_collateral(record.account, asset, record.collateral.get(asset, 0.0))
+            return True
+        except (MissingMarketData, InstrumentError):
+            return False
+
+    # ----- inputs -----------------------------------------------------------------------
+
+    def _record(self, account: str) -> PortfolioRecord:
+        """The record of an account, new when unknown."""
+        record = self.records.get(account)
+        if record is None:
+            record = PortfolioRecord(account, partition=self.partition)
+            self.records[account] = record
+        return record
+
+    def on_fill(self, fill: Fill, ref: InputRef) -> list[Output]:
+        """Apply a fill once; the account's status (and a call on entering MARGIN_CALL)."""
+        record = self._record(fill.account)
+        if record.already_applied(ref.topic, ref.offset, fill.fill_id):
+            return self._duplicate(record, fill.fill_id, ref)
+        try:
+            inst = self.market.instruments.get(fill.instrument)
+        except InstrumentError as exc:
+            raise InputRejected(DlqReason.UNKNOWN_INSTRUMENT, str(exc)) from None
+        if inst.underlying not in self.market.marks:
+            raise InputRejected(
+                DlqReason.UNKNOWN_UNDERLYING,
+                f"{fill.instrument}: no mark for {inst.underlying} yet",
+            )
+        settlement = self.market.params.settlement_currency
+        effect = apply_fill(record, inst, fill.signed_qty, fill.price, fill.fee, settlement)
+        record.mark_applied(ref.topic, ref.offset, fill.fill_id)
+        names = set() if inst.kind is InstrumentKind.SPOT else {inst.name}
+        if not self._sync(record, names=names, assets=set(effect.cash)):
+            self.rebuild()
+        return self._account_outputs(record, "FILL", ref, fill.ts)
+
+    def on_transfer(self, transfer: CollateralTransfer, ref: InputRef) -> list[Output]:
+        """Apply a collateral transfer once; the account's status."""
+        record = self._record(transfer.account)
+        if record.already_applied(ref.topic, ref.offset, transfer.transfer_id):
+            return self._duplicate(record, transfer.transfer_id, ref)
+        asset = transfer.asset
+        if asset != self.market.params.settlement_currency and asset not in self.market.marks:
+            raise InputRejected(DlqReason.UNKNOWN_ASSET, f"{asset}: no price for this asset")
+        record.add_collateral(asset, transfer.amount)
+        record.mark_applied(ref.topic, ref.offset, transfer.transfer_id)
+        if not self._sync(record, assets={asset}):
+            self.rebuild()
+        return self._account_outputs(record, "TRANSFER", ref, transfer.ts)
+
+    def _duplicate(self, record: PortfolioRecord, input_id: str, ref: InputRef) -> list[Output]:
+        """A replayed offset is skipped silently; a known id at a new offset is a duplicate."""
+        if ref.offset <= record.offsets.get(ref.topic, -1):
+            return []
+        raise InputRejected(DlqReason.DUPLICATE, f"id {input_id} was already applied")
+
+    def on_market(self, update: MarketUpdate, ref: InputRef) -> list[Output]:
+        """Apply a market update and revalue the accounts exposed to it in one pass."""
+        known = set(self.book.underlyings)
+        self.market.apply(update)
+        snapshot = self.market.snapshot()
+        if self.market.params is not self.book.params or not known >= set(snapshot.underlyings):
+            self.rebuild()
+        else:
+            und = update.underlying
+            self.book.update_market(snapshot, [und] if und in snapshot.underlyings else [])
+        if not self.records:
+            return []
+        return self._market_outputs(ref, update.ts)
+
+    # ----- outputs ----------------------------------------------------------------------
+
+    def _margin(self, accounts: list[str]) -> MarginReport | None:
+        """The book's report for some accounts (None when none is in the book)."""
+        present = [a for a in accounts if a in self.book]
+        return self.book.margin(present) if present else None
+
+    def _account_outputs(
+        self, record: PortfolioRecord, reason: str, ref: InputRef, ts: datetime
+    ) -> list[Output]:
+        """Status of one account after its own input (always sent)."""
+        report = self._margin([record.account])
+        if report is None:
+            return []
+        return self._emit(report, np.array([0]), reason, ref, ts, force=True)
+
+    def _market_outputs(self, ref: InputRef, ts: datetime) -> list[Output]:
+        """Statuses after a market move: state changes and ratio moves beyond the parameter."""
+        report = self.book.margin()
+        rows = np.array([i for i, a in enumerate(report.accounts) if a in self.records])
+        return self._emit(report, rows, "MARKET", ref, ts, force=False)
+
+    def _emit(
+        self,
+        report: MarginReport,
+        rows: np.ndarray,
+        reason: str,
+        ref: InputRef,
+        ts: datetime,
+        force: bool,
+    ) -> list[Output]:
+        """Status (and call) records for rows of a report whose change is worth sending."""
+        outputs: list[Output] = []
+        threshold = self.market.params.status.ratio_change
+        stale = sorted(self.market.stale)
+        for i in rows.tolist():
+            record = self.records[report.accounts[i]]
+            state = STATES[int(report.state[i])]
+            ratio = float(report.ratio_mm[i])
+            moved = _ratio_moved(record.last_ratio, ratio, threshold)
+            if not (force or state.value != record.state or moved):
+                continue
+            status = status_record(
+                report,
+                i,
+                reason=reason,
+                topic=ref.topic,
+                partition=ref.partition,
+                offset=ref.offset,
+                ts=ts,
+                stale=stale,
+            )
+            outputs.append(Output("margin-status", record.account, status))
+            outputs += self._transition(record, state, status, ts)
+            record.last_ratio = ratio if np.isfinite(ratio) else None
+            record.status_sequence += 1
+        return outputs
+
+    def _transition(
+        self, record: PortfolioRecord, state: AccountState, status: Record, ts: datetime
+    ) -> list[Output]:
+        """Record the new state; a margin call on entering MARGIN_CALL."""
+        entering = state is AccountState.MARGIN_CALL and record.state != state.value
+        record.state = state.value
+        if not entering:
+            if state is not AccountState.MARGIN_CALL:
+                record.last_call_ts = None
+            return []
+        record.call_sequence = 1
+        record.last_call_ts = ts.timestamp()
+        repeat = self.market.params.status.margin_call_repeat_s
+        return [Output("margin-calls", record.account, call_record(status, 1, ts, repeat))]  # type: ignore[arg-type]
+
+    def on_timer(self, now: float) -> list[Output]:
+        """Repeat the margin call of every account still in MARGIN_CALL after the interval."""
+        repeat = self.market.params.status.margin_call_repeat_s
+        due = [
+            r
+            for r in self.records.values()
+            if r.state == AccountState.MARGIN_CALL.value
+            and r.last_call_ts is not None
+            and now - r.last_call_ts >= repeat
+        ]
+        report = self._margin([r.account for r in due])
+        if report is None:
+            return []
+        outputs: list[Output] = []
+        ts = datetime.fromtimestamp(now, tz=UTC)
+        for i, account in enumerate(report.accounts):
+            record = self.records[account]
+            if STATES[int(report.state[i])] is not AccountState.MARGIN_CALL:
+                continue
+            record.call_sequence += 1
+            record.last_call_ts = now
+            ref = InputRef("timer", self.partition, int(now * 1000))
+            status = status_record(
+                report,
+                i,
+                reason="TIMER",
+                topic=ref.topic,
+                partition=ref.partition,
+                offset=ref.offset,
+                ts=ts,
+            )
+            outputs.append(
+                Output(
+                    "margin-calls", account, call_record(status, record.call_sequence, ts, repeat)
+                )
+            )
+        return outputs
+
+
+def _ratio_moved(last: float | None, ratio: float, threshold: float) -> bool:
+    """True when the MM ratio moved by more than the threshold (relative) since last status."""
+    if last is None:
+        return np.isfinite(ratio)
+    if not np.isfinite(ratio):
+        return True
+    return bool(abs(ratio - last) > threshold * abs(last))
