@@ -7,8 +7,10 @@ against the plain reference implementation (tests/engine/reference.py) on a samp
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -184,6 +186,9 @@ def _dense_floor(accounts: int, positions: int) -> float:
 def main() -> dict[str, float]:
     """Run and print the table."""
     figures = run()
+    out = Path("reports")
+    out.mkdir(exist_ok=True)
+    (out / "bench_engine.json").write_text(json.dumps(figures, indent=2))
     targets = {
         "revalue_plus_margin_s": 0.150,
         "one_fill_incremental_s": 50e-6,
