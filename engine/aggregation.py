@@ -46,7 +46,9 @@ def worst_losses(
 
 def correlation_matrix(underlyings: Sequence[str], params: CorrelationParams) -> FloatArray:
     """The stressed correlation matrix rho over the underlyings, in their order."""
-    return np.array([[params.rho(a, b) for b in underlyings] for a in underlyings], dtype=float)
+    n = len(underlyings)
+    rows = [[params.rho(a, b) for b in underlyings] for a in underlyings]
+    return np.array(rows, dtype=float).reshape(n, n)
 
 
 def directional_total(x: FloatArray, rho: FloatArray, max_credit: float) -> FloatArray:

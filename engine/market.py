@@ -292,3 +292,38 @@ def market_from_mapping(data: Any) -> MarketSnapshot:
         for n, p in _object(raw.get("marks", {}), "marks").items()
     }
     return MarketSnapshot(as_of, unds, assets, marks)
+
+
+def market_to_mapping(snapshot: MarketSnapshot) -> dict[str, Any]:
+    """The offline JSON form of a snapshot (inverse of market_from_mapping)."""
+    unds: dict[str, Any] = {}
+    for name, u in snapshot.underlyings.items():
+        entry: dict[str, Any] = {
+            "mark": u.mark,
+            "asset_class": u.asset_class.value,
+            "basis": u.basis,
+        }
+        if u.ewma_vol is not None:
+            entry["ewma_vol"] = u.ewma_vol
+        if u.vol_surface is not None:
+            entry["vol_surface"] = {
+                "expiries": u.vol_surface.expiries.tolist(),
+                "log_moneyness": u.vol_surface.log_moneyness.tolist(),
+                "vols": u.vol_surface.vols.tolist(),
+            }
+        if u.depth is not None:
+            entry["depth"] = {
+                "bps": u.depth.bps.tolist(),
+                "bid": u.depth.bid.tolist(),
+                "ask": u.depth.ask.tolist(),
+            }
+        unds[name] = entry
+    return {
+        "as_of": snapshot.as_of,
+        "underlyings": unds,
+        "assets": {
+            a: {"price": m.price, "asset_class": m.asset_class.value}
+            for a, m in snapshot.assets.items()
+        },
+        "marks": dict(snapshot.marks),
+    }

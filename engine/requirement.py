@@ -88,6 +88,7 @@ def compute_requirement(
     """IM, MM, equities, state and every component for the accounts of the inputs."""
     n, u_count = len(inp.accounts), len(inp.books)
     comp = {name: np.zeros((n, u_count)) for name in UnderlyingComponents.__dataclass_fields__}
+    comp["_x"], comp["_value"] = np.zeros((n, u_count)), np.zeros((n, u_count))
     es_blocks: list[FloatArray] = []
     for k, book in enumerate(inp.books):
         _underlying_components(book, inp, params, k, comp, es_blocks)
@@ -138,8 +139,6 @@ def _underlying_components(
 ) -> None:
     """Fill column k of every per-underlying component from one underlying's vectors."""
     n = len(inp.accounts)
-    comp.setdefault("_x", np.zeros((n, len(inp.books))))
-    comp.setdefault("_value", np.zeros((n, len(inp.books))))
     grid = book.grid
     pnl = _take(book.pnl, inp.rows)
     losses = worst_losses(pnl, grid.weights, grid.down, grid.up)

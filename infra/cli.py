@@ -14,7 +14,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-COMMANDS = ("broker", "topics", "margin", "demo")
+COMMANDS = ("broker", "topics", "margin", "demo", "worker")
 
 
 def _register_all() -> None:

@@ -203,3 +203,67 @@ class MarketState:
     def now_utc() -> datetime:
         """Wall-clock now (UTC)."""
         return datetime.now(tz=UTC)
+
+
+def market_to_dict(state: MarketState) -> dict[str, object]:
+    """A market state as plain data (a table value), enough to rebuild the account side."""
+    return {
+        "params": state.params.to_json(),
+        "marks": state.marks,
+        "stale": sorted(state.stale),
+        "ewma": {u: [v.last_price, v.last_ts, v.daily_var] for u, v in state.ewma.items()},
+        "depth": {
+            u: [d.bps.tolist(), d.bid.tolist(), d.ask.tolist()] for u, d in state.depth.items()
+        },
+        "vols": {
+            u: [s.expiries.tolist(), s.log_moneyness.tolist(), s.vols.tolist()]
+            for u, s in state.vols.items()
+        },
+        "instruments": [
+            [
+                i.name,
+                i.kind.value,
+                i.underlying,
+                i.expiry,
+                i.strike,
+                i.option_type.value if i.option_type else None,
+                i.contract_size,
+                i.inverse,
+            ]
+            for i in state.instruments.instruments
+        ],
+        "as_of": state.as_of,
+        "seq": state.seq,
+    }
+
+
+def market_from_dict(data: dict[str, object]) -> MarketState:
+    """Inverse of market_to_dict."""
+    from engine.instruments import InstrumentKind, OptionType
+
+    params = RiskParams.from_json(str(data["params"]))
+    state = MarketState(params)
+    state.marks = dict(data["marks"])  # type: ignore[call-overload]
+    state.stale = set(data["stale"])  # type: ignore[call-overload]
+    for u, (price, ts, var) in dict(data["ewma"]).items():  # type: ignore[call-overload]
+        state.ewma[u] = EwmaVolatility(params.shortfall.ewma_lambda, price, ts, var)
+    for u, (bps, bid, ask) in dict(data["depth"]).items():  # type: ignore[call-overload]
+        state.depth[u] = DepthCurve(np.array(bps), np.array(bid), np.array(ask))
+    for u, (exp, k, vols) in dict(data["vols"]).items():  # type: ignore[call-overload]
+        state.vols[u] = VolSurface(np.array(exp), np.array(k), np.array(vols))
+    for name, kind, und, expiry, strike, opt, size, inverse in data["instruments"]:  # type: ignore[attr-defined]
+        state.instruments.add(
+            Instrument(
+                name,
+                InstrumentKind(kind),
+                und,
+                expiry,
+                strike,
+                OptionType(opt) if opt else None,
+                size,
+                inverse,
+            )
+        )
+    state.as_of = float(data["as_of"])  # type: ignore[arg-type]
+    state.seq = int(data["seq"])  # type: ignore[call-overload]
+    return state

@@ -59,6 +59,7 @@ class AccountProcessor:
         self.partition = partition
         self.market = market
         self.records: dict[str, PortfolioRecord] = {}
+        self.unpriced: set[str] = set()
         self.book = MarginBook(market.params, market.snapshot(), market.instruments)
 
     # ----- state ------------------------------------------------------------------------
@@ -71,8 +72,25 @@ class AccountProcessor:
     def rebuild(self) -> None:
         """A fresh book from every record (new underlyings or parameters)."""
         self.book = MarginBook(self.market.params, self.market.snapshot(), self.market.instruments)
+        self.unpriced.clear()
         for record in self.records.values():
             self._sync(record, full=True)
+
+    def _priceable(self, record: PortfolioRecord) -> bool:
+        """True when the market can value every position and asset of the record."""
+        snap = self.book.market
+        for name in record.positions:
+            try:
+                inst = self.market.instruments.get(name)
+            except InstrumentError:
+                return False
+            und = snap.underlyings.get(inst.underlying)
+            if und is None or (inst.kind is InstrumentKind.OPTION and und.vol_surface is None):
+                return False
+        settlement = self.market.params.settlement_currency
+        return all(
+            a == settlement or a in snap.assets or a in snap.underlyings for a in record.collateral
+        )
 
     def _sync(
         self,
@@ -81,7 +99,19 @@ class AccountProcessor:
         names: set[str] | None = None,
         assets: set[str] | None = None,
     ) -> bool:
-        """Push a record's positions and collateral into the book; False if not priceable."""
+        """Push a record's positions and collateral into the book; False if not priceable.
+
+        An account the market cannot value yet (an input raced ahead of its market data) is
+        kept out of the book, with no status, until a market update makes it priceable.
+        """
+        if not self._priceable(record):
+            if record.account in self.book:
+                self.book.load_portfolio(record.account, [], {})
+            self.unpriced.add(record.account)
+            return True
+        if record.account in self.unpriced:
+            self.unpriced.discard(record.account)
+            full = True
         try:
             if full:
                 positions = [(n, p.qty, p.entry) for n, p in record.positions.items()]
@@ -116,11 +146,6 @@ class AccountProcessor:
             inst = self.market.instruments.get(fill.instrument)
         except InstrumentError as exc:
             raise InputRejected(DlqReason.UNKNOWN_INSTRUMENT, str(exc)) from None
-        if inst.underlying not in self.market.marks:
-            raise InputRejected(
-                DlqReason.UNKNOWN_UNDERLYING,
-                f"{fill.instrument}: no mark for {inst.underlying} yet",
-            )
         settlement = self.market.params.settlement_currency
         effect = apply_fill(record, inst, fill.signed_qty, fill.price, fill.fee, settlement)
         record.mark_applied(ref.topic, ref.offset, fill.fill_id)
@@ -135,8 +160,6 @@ class AccountProcessor:
         if record.already_applied(ref.topic, ref.offset, transfer.transfer_id):
             return self._duplicate(record, transfer.transfer_id, ref)
         asset = transfer.asset
-        if asset != self.market.params.settlement_currency and asset not in self.market.marks:
-            raise InputRejected(DlqReason.UNKNOWN_ASSET, f"{asset}: no price for this asset")
         record.add_collateral(asset, transfer.amount)
         record.mark_applied(ref.topic, ref.offset, transfer.transfer_id)
         if not self._sync(record, assets={asset}):
@@ -154,7 +177,8 @@ class AccountProcessor:
         known = set(self.book.underlyings)
         self.market.apply(update)
         snapshot = self.market.snapshot()
-        if self.market.params is not self.book.params or not known >= set(snapshot.underlyings):
+        grew = not known >= set(snapshot.underlyings)
+        if self.market.params is not self.book.params or grew or self.unpriced:
             self.rebuild()
         else:
             und = update.underlying
@@ -167,7 +191,7 @@ class AccountProcessor:
 
     def _margin(self, accounts: list[str]) -> MarginReport | None:
         """The book's report for some accounts (None when none is in the book)."""
-        present = [a for a in accounts if a in self.book]
+        present = [a for a in accounts if a in self.book and a not in self.unpriced]
         return self.book.margin(present) if present else None
 
     def _account_outputs(
@@ -182,7 +206,14 @@ class AccountProcessor:
     def _market_outputs(self, ref: InputRef, ts: datetime) -> list[Output]:
         """Statuses after a market move: state changes and ratio moves beyond the parameter."""
         report = self.book.margin()
-        rows = np.array([i for i, a in enumerate(report.accounts) if a in self.records])
+        rows = np.array(
+            [
+                i
+                for i, a in enumerate(report.accounts)
+                if a in self.records and a not in self.unpriced
+            ],
+            dtype=np.int64,
+        )
         return self._emit(report, rows, "MARKET", ref, ts, force=False)
 
     def _emit(

@@ -143,3 +143,12 @@ def test_closing_every_position_leaves_nothing() -> None:
     assert out["im"] == pytest.approx(0.0, abs=1e-6)
     assert out["equity"] == pytest.approx(1000.0)
     assert out["state"] == "HEALTHY"
+
+
+def test_a_book_with_no_underlyings_margins_cash_only_accounts() -> None:
+    from engine.market import MarketSnapshot
+
+    book = MarginBook(RiskParams(), MarketSnapshot(0.0, {}, {}, {}))
+    book.set_collateral("cash", "USD", 100.0)
+    out = book.margin().account(0)
+    assert out["equity"] == 100.0 and out["im"] == 0.0 and out["state"] == "HEALTHY"

@@ -1,0 +1,279 @@
+"""The Faust application: the market agent, the account agent, the tables and the call timer.
+
+The market agent validates market inputs (partitioned by underlying, so each source of an
+underlying meets its peers) and broadcasts every accepted update to every partition of the
+market-broadcast topic. The account agent reads fills, collateral and the broadcast, which are
+co-partitioned by account; per partition it keeps an AccountProcessor rebuilt from the portfolio
+table when the partition is (re)assigned. Every table write follows the event's partition.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+import orjson
+from pydantic import ValidationError
+
+from infra.settings import Settings
+from streams.codec import AvroCodec, CodecError, codec_from_settings
+from streams.market_state import MarketState, market_from_dict, market_to_dict
+from streams.portfolio import PortfolioRecord
+from streams.processor import AccountProcessor, InputRef, InputRejected, Output
+from streams.records import (
+    BookDepth,
+    CollateralTransfer,
+    DlqReason,
+    DlqRecord,
+    Fill,
+    InstrumentRecord,
+    MarketUpdate,
+    OraclePrice,
+    RiskParamsRecord,
+    VolSurfaceRecord,
+)
+
+log = logging.getLogger("spma")
+MARKET_INPUTS = ("oracle-prices", "book-depth", "vol-surfaces", "instruments", "risk-params")
+ACCOUNT_INPUTS = ("fills", "collateral", "market-broadcast")
+OUTPUTS = ("margin-status", "margin-calls", "dlq", "market-broadcast")
+MARKET_KEY = "\x00market/{partition}"
+
+
+class Worker:
+    """Everything one worker process holds besides Faust's own machinery."""
+
+    def __init__(self, settings: Settings, app: faust.App, codec: AvroCodec) -> None:
+        self.settings = settings
+        self.app = app
+        self.codec = codec
+        self.market = MarketState()
+        self.processors: dict[int, AccountProcessor] = {}
+        self.table = app.Table(
+            "portfolios",
+            default=None,
+            partitions=settings.partitions,
+            key_type=str,
+            value_type=bytes,
+        )
+        self.topics = {
+            name: app.topic(
+                settings.topic(name),
+                key_type=bytes,
+                value_type=bytes,
+                key_serializer="raw",
+                value_serializer="raw",
+                partitions=settings.partitions,
+                internal=False,
+            )
+            for name in {*MARKET_INPUTS, *ACCOUNT_INPUTS, *OUTPUTS}
+        }
+        self.now_offset = 0.0
+
+    # ----- state in the table --------------------------------------------------------------
+
+    def processor(self, partition: int) -> AccountProcessor:
+        """The partition's processor, rebuilt from the table the first time it is needed."""
+        proc = self.processors.get(partition)
+        if proc is not None:
+            return proc
+        raw = self.table.get(MARKET_KEY.format(partition=partition))
+        market = market_from_dict(orjson.loads(raw)) if raw else MarketState()
+        proc = AccountProcessor(partition, market)
+        records = {}
+        for key, value in list(self.table.items()):
+            if value is None or key.startswith("\x00"):
+                continue
+            record = PortfolioRecord.from_dict(orjson.loads(value))
+            if record.partition == partition:
+                records[key] = record
+        proc.load(records)
+        self.processors[partition] = proc
+        log.info("partition %s: rebuilt %s accounts", partition, len(records))
+        return proc
+
+    def save(self, proc: AccountProcessor, accounts: set[str], market: bool) -> None:
+        """Write changed records (and the partition's market state) to the table."""
+        for account in accounts:
+            self.table[account] = orjson.dumps(proc.records[account].to_dict())
+        if market:
+            key = MARKET_KEY.format(partition=proc.partition)
+            self.table[key] = orjson.dumps(market_to_dict(proc.market))
+
+    def forget(self, partitions: set[int]) -> None:
+        """Drop processors of revoked partitions (their state lives on in the table)."""
+        for partition in partitions:
+            self.processors.pop(partition, None)
+
+    # ----- sending --------------------------------------------------------------------------
+
+    async def send(self, outputs: list[Output]) -> None:
+        """Encode and send outputs."""
+        for out in outputs:
+            await self.topics[out.topic].send(
+                key=out.key.encode(), value=self.codec.encode(out.topic, out.record)
+            )
+
+    async def reject(self, event: Any, reason: DlqReason, detail: str) -> None:
+        """Send a record to the dlq with its origin and the reason."""
+        msg = event.message
+        record = DlqRecord(
+            topic=msg.topic,
+            partition=msg.partition,
+            offset=msg.offset,
+            key=msg.key,
+            value=msg.value,
+            reason=reason,
+            detail=detail[:2000],
+            ts=datetime.now(tz=UTC),
+        )
+        log.warning(
+            "dlq %s %s:%s@%s %s", reason.value, msg.topic, msg.partition, msg.offset, detail
+        )
+        await self.topics["dlq"].send(key=msg.key, value=self.codec.encode("dlq", record))
+
+    def logical(self, topic: str) -> str:
+        """Topic name without the prefix."""
+        return topic.removeprefix(self.settings.topic_prefix)
+
+    def check_time(self, ts: datetime) -> None:
+        """Reject timestamps from the future beyond the tolerance."""
+        tolerance = self.market.params.status.future_ts_tolerance_s
+        if ts.timestamp() > self.clock() + tolerance:
+            raise InputRejected(
+                DlqReason.FUTURE_TIMESTAMP,
+                f"ts {ts.isoformat()} is more than {tolerance:g} s ahead",
+            )
+
+    def clock(self) -> float:
+        """Wall-clock now (epoch seconds), shifted by the test offset if any."""
+        return time.time() + self.now_offset
+
+    # ----- handlers -------------------------------------------------------------------------
+
+    async def on_market_input(self, event: Any) -> None:
+        """Validate a market input and broadcast the accepted update to every partition."""
+        msg = event.message
+        topic = self.logical(msg.topic)
+        uid = f"{msg.topic}:{msg.partition}:{msg.offset}"
+        value = self.codec.decode(topic, msg.value)
+        self.check_time(value.ts)  # type: ignore[attr-defined]
+        handlers = {
+            OraclePrice: self.market.on_price,
+            BookDepth: self.market.on_depth,
+            VolSurfaceRecord: self.market.on_vol,
+            InstrumentRecord: self.market.on_instrument,
+            RiskParamsRecord: self.market.on_params,
+        }
+        try:
+            update = handlers[type(value)](value, uid)
+        except (ValidationError, ValueError) as exc:
+            raise InputRejected(
+                DlqReason.BAD_PARAMS if topic == "risk-params" else DlqReason.INVALID_VALUE,
+                str(exc)[:500],
+            ) from None
+        if update is None:
+            return
+        data = self.codec.encode("market-broadcast", update)
+        key = (update.underlying or "").encode()
+        for partition in range(self.settings.partitions):
+            await self.topics["market-broadcast"].send(key=key, value=data, partition=partition)
+
+    async def on_account_input(self, event: Any) -> None:
+        """Apply a fill, a transfer or a market update on its partition; send the outputs."""
+        msg = event.message
+        topic = self.logical(msg.topic)
+        value = self.codec.decode(topic, msg.value)
+        proc = self.processor(msg.partition)
+        ref = InputRef(msg.topic, msg.partition, msg.offset)
+        if isinstance(value, MarketUpdate):
+            outputs = proc.on_market(value, ref)
+            changed = {o.key for o in outputs}
+            self.save(proc, changed, market=True)
+        else:
+            self.check_time(value.ts)  # type: ignore[attr-defined]
+            if isinstance(value, Fill):
+                outputs = proc.on_fill(value, ref)
+            else:
+                assert isinstance(value, CollateralTransfer)
+                outputs = proc.on_transfer(value, ref)
+            account = value.account
+            if account in proc.records:
+                self.save(proc, {account}, market=False)
+        await self.send(outputs)
+
+    async def guarded(self, handler: Any, event: Any) -> None:
+        """Run a handler; bad input goes to the dlq and processing goes on."""
+        try:
+            await handler(event)
+        except CodecError as exc:
+            await self.reject(event, exc.reason, exc.detail)
+        except InputRejected as exc:
+            await self.reject(event, exc.reason, exc.detail)
+
+
+def create_app(settings: Settings) -> tuple[faust.App, Worker]:
+    """The Faust app for the settings, with its agents, timer and rebalance hooks."""
+    app = faust.App(
+        settings.app_id,
+        broker=settings.faust_broker_url(),
+        broker_credentials=settings.faust_credentials(),
+        store=settings.store_url,
+        datadir=str(settings.data_dir),
+        topic_partitions=settings.partitions,
+        table_standby_replicas=settings.table_standby_replicas,
+        broker_session_timeout=6.0,
+        broker_heartbeat_interval=1.0,
+        consumer_auto_offset_reset="earliest",
+        web_port=settings.web_port,
+        web_host=settings.web_host,
+        web_enabled=True,
+        producer_linger=0.005,
+        autodiscover=False,
+        key_serializer="json",
+        value_serializer="raw",
+    )
+    worker = Worker(settings, app, codec_from_settings(settings))
+    market_topic = app.topic(
+        *(settings.topic(t) for t in MARKET_INPUTS),
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    account_topic = app.topic(
+        *(settings.topic(t) for t in ACCOUNT_INPUTS),
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+
+    @app.agent(market_topic, name="spma.market")
+    async def market_agent(stream: Any) -> None:
+        async for event in stream.events():
+            await worker.guarded(worker.on_market_input, event)
+
+    @app.agent(account_topic, name="spma.accounts")
+    async def account_agent(stream: Any) -> None:
+        async for event in stream.events():
+            await worker.guarded(worker.on_account_input, event)
+
+    @app.timer(interval=1.0)
+    async def repeat_calls() -> None:
+        for proc in list(worker.processors.values()):
+            now = max(worker.clock(), proc.market.as_of)
+            await worker.send(proc.on_timer(now))
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(sender: Any, revoked: Any, **_: Any) -> None:
+        worker.forget({tp.partition for tp in revoked})
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(sender: Any, assigned: Any, **_: Any) -> None:
+        worker.forget({tp.partition for tp in assigned})
+
+    return app, worker
