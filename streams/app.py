@@ -262,11 +262,12 @@ def create_app(settings: Settings) -> tuple[faust.App, Worker]:
         async for event in stream.events():
             await worker.guarded(worker.on_account_input, event)
 
+    # Repeats follow event time (the newest input seen by the partition), so a replay or a
+    # test clock gives the same calls; with live prices event time tracks the wall clock.
     @app.timer(interval=1.0)
     async def repeat_calls() -> None:
         for proc in list(worker.processors.values()):
-            now = max(worker.clock(), proc.market.as_of)
-            await worker.send(proc.on_timer(now))
+            await worker.send(proc.on_timer(proc.market.as_of))
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, revoked: Any, **_: Any) -> None:

@@ -1,0 +1,244 @@
+"""The pipeline on the embedded broker: real worker processes, real topics, the Avro codec.
+
+A scripted session (deposits, a hedged options book, a price path, a thinning book) must end with
+margin-status values equal to what the engine computes offline for the same portfolio and market;
+a BTC drop takes an account to MARGIN_CALL and a deposit brings it back; ids are deterministic.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from engine.market import market_to_mapping
+from engine.offline import margin_from_mappings
+from streams import records as r
+from streams.demo.exchange import Exchange
+from streams.market_state import MarketState
+from streams.portfolio import PortfolioRecord, apply_fill
+from streams.records import MarginStatus
+from tests.streams.worker_harness import Collector, running
+
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
+FIELDS = ("equity", "equity_mm", "equity_im", "im", "mm", "es99", "scenario_requirement")
+
+
+def _replay(inputs: list[tuple[str, str, r.Record]], market: MarketState) -> dict[str, dict]:
+    """Each account's final portfolio (offline JSON form), replayed from the inputs."""
+    books: dict[str, PortfolioRecord] = {}
+    for _topic, _, rec in inputs:
+        if isinstance(rec, r.Fill):
+            record = books.setdefault(rec.account, PortfolioRecord(rec.account))
+            apply_fill(
+                record, market.instruments.get(rec.instrument), rec.signed_qty, rec.price, rec.fee
+            )
+        elif isinstance(rec, r.CollateralTransfer):
+            books.setdefault(rec.account, PortfolioRecord(rec.account)).add_collateral(
+                rec.asset, rec.amount
+            )
+    return {
+        a: {
+            "account": a,
+            "collateral": b.collateral,
+            "positions": [
+                {"instrument": n, "qty": p.qty, "entry_price": p.entry}
+                for n, p in b.positions.items()
+            ],
+        }
+        for a, b in books.items()
+    }
+
+
+def test_scripted_session_matches_the_offline_engine(kafka_bootstrap: str, tmp_path: Path) -> None:
+    with running(kafka_bootstrap, tmp_path) as h:
+        out = h.collect(("margin-status", "market-broadcast", "dlq"))
+        ex = Exchange(datetime.now(tz=UTC).replace(microsecond=0) - timedelta(minutes=5))
+        ex.list_instruments()
+        ex.publish_market()
+        kinds = ex.open_accounts(24)
+        for btc, depth, vol in ((0.97, 0.6, 1.2), (0.93, 0.3, 1.5), (0.95, 0.2, 1.4)):
+            ex.tick(20_000)
+            ex.move({"BTC": btc, "ETH": btc + 0.01, "SOL": btc - 0.01}, depth, vol)
+        h.send(ex.inputs)
+        out.settle(quiet_s=6.0)
+        final_ts = ex.tick()
+        final = [
+            (
+                "collateral",
+                a,
+                r.CollateralTransfer(
+                    transfer_id=f"final-{a}",
+                    account=a,
+                    asset="USDC",
+                    amount=1.0,
+                    kind="DEPOSIT",
+                    ts=final_ts,
+                ),
+            )
+            for a in kinds
+        ]
+        h.send(final)
+
+        def last_statuses(c: Collector) -> dict[str, MarginStatus]:
+            return {
+                s.account: s
+                for s in c.decoded("margin-status")  # type: ignore[misc]
+                if s.ts == final_ts
+            }  # type: ignore[attr-defined]
+
+        out.wait(lambda c: len(last_statuses(c)) == len(kinds), what="every final status")
+        assert not out.records["dlq"]
+        market = MarketState()
+        for msg in sorted(
+            (m for m in out.records["market-broadcast"] if m.partition == 0), key=lambda m: m.offset
+        ):
+            market.apply(h.codec.decode("market-broadcast", msg.value))  # type: ignore[arg-type]
+        offline_market = market_to_mapping(market.snapshot())
+        portfolios = _replay(ex.inputs + final, market)
+        for account, status in last_statuses(out).items():
+            expected = margin_from_mappings(portfolios[account], offline_market, market.params)
+            for key in FIELDS:
+                assert getattr(status, key) == pytest.approx(expected[key], rel=1e-6, abs=1e-6), (
+                    account,
+                    key,
+                )
+            assert status.state.value == expected["state"]
+        ids = [s.status_id for s in out.decoded("margin-status")]  # type: ignore[attr-defined]
+        assert len(ids) == len(set(ids))
+        out.close()
+
+
+def _btc_market(ts: datetime, price: float, sources: int = 3) -> list[tuple[str, str, r.Record]]:
+    """BTC quotes from some sources, plus USDC, at one time."""
+    quotes: list[tuple[str, str, r.Record]] = [
+        (
+            "oracle-prices",
+            "BTC",
+            r.OraclePrice(source=s, underlying="BTC", price=price, weight=1.0, ts=ts),
+        )
+        for s in ("deribit", "binance", "chainlink")[:sources]
+    ]
+    quotes += [
+        (
+            "oracle-prices",
+            "USDC",
+            r.OraclePrice(source=s, underlying="USDC", price=1.0, weight=1.0, ts=ts),
+        )
+        for s in ("deribit", "binance")
+    ]
+    return quotes
+
+
+def _deposit(transfer_id: str, amount: float, ts: datetime) -> tuple[str, str, r.Record]:
+    """A USDC deposit to the test trader."""
+    transfer = r.CollateralTransfer(
+        transfer_id=transfer_id,
+        account="trader",
+        asset="USDC",
+        amount=amount,
+        kind="DEPOSIT",
+        ts=ts,
+    )
+    return ("collateral", "trader", transfer)
+
+
+def _last_state(c: Collector) -> str | None:
+    """State of the newest status."""
+    statuses = c.decoded("margin-status")
+    return statuses[-1].state.value if statuses else None  # type: ignore[attr-defined]
+
+
+def test_margin_call_cycle_and_stale_oracle(kafka_bootstrap: str, tmp_path: Path) -> None:
+    with running(kafka_bootstrap, tmp_path) as h:
+        out = h.collect(
+            ("margin-status", "margin-calls", "market-broadcast", "liquidations", "dlq")
+        )
+        t0 = datetime.now(tz=UTC).replace(microsecond=0) - timedelta(seconds=120)
+        perp = r.InstrumentRecord(name="BTC-PERPETUAL", kind="PERPETUAL", underlying="BTC", ts=t0)
+        h.send([("instruments", "BTC-PERPETUAL", perp), *_btc_market(t0, 100_000.0)])
+        out.wait(lambda c: len(c.records["market-broadcast"]) >= 8 * 3, what="the market")
+        h.send(
+            [
+                _deposit("d1", 20_000.0, t0),
+                (
+                    "fills",
+                    "trader",
+                    r.Fill(
+                        fill_id="f1",
+                        account="trader",
+                        instrument="BTC-PERPETUAL",
+                        side="BUY",
+                        qty=1.0,
+                        price=100_000.0,
+                        liquidity="TAKER",
+                        ts=t0,
+                    ),
+                ),
+            ]
+        )
+        # the inputs may race ahead of the broadcast on their partition: the account gets its
+        # status once its market is there
+        out.wait(
+            lambda c: any(
+                s.im > 0 and s.equity > 19_000  # type: ignore[attr-defined]
+                for s in c.decoded("margin-status")
+            ),
+            what="the position's status",
+        )
+        assert _last_state(out) == "HEALTHY"
+        h.send(_btc_market(t0 + timedelta(seconds=1), 95_000.0))
+        out.wait(lambda c: _last_state(c) == "MARGIN_CALL", what="MARGIN_CALL")
+        out.wait(lambda c: len(c.records["margin-calls"]) >= 1, what="a call")
+        out.poll(3.0)
+        calls = out.decoded("margin-calls")
+        status = out.decoded("margin-status")[-1]
+        assert len(calls) == 1 and calls[0].sequence == 1  # type: ignore[attr-defined]
+        assert calls[0].amount == pytest.approx(  # type: ignore[attr-defined]
+            status.im - status.equity_im
+        )  # type: ignore[attr-defined]
+        # 61 s of test clock later (event time of the inputs), the call repeats
+        h.send(_btc_market(t0 + timedelta(seconds=62), 95_000.0))
+        out.wait(lambda c: len(c.records["margin-calls"]) >= 2, what="the repeated call")
+        assert [c.sequence for c in out.decoded("margin-calls")] == [1, 2]  # type: ignore[attr-defined]
+        # one source left: the mark is STALE and flagged; nothing is liquidated
+        h.send(_btc_market(t0 + timedelta(seconds=70), 80_000.0, sources=1))
+
+        def flagged(c: Collector) -> bool:
+            return any(
+                s.stale_underlyings == ["BTC"]  # type: ignore[attr-defined]
+                for s in c.decoded("margin-status")
+            )
+
+        # the stale mark reaches the partition on its own topic; the next status carries it
+        for n in range(10):
+            h.send(
+                [
+                    _deposit(
+                        f"tick-{n}",
+                        1.0,
+                        t0 + timedelta(seconds=71),
+                    )
+                ]
+            )
+            out.poll(3.0)
+            if flagged(out):
+                break
+        out.wait(flagged, timeout_s=5, what="a stale flag")
+        assert out.decoded("margin-status")[-1].equity > 10_000  # type: ignore[attr-defined]
+        assert not out.records["liquidations"]
+        # a deposit brings it back to HEALTHY
+        h.send(
+            [
+                _deposit(
+                    "d3",
+                    10_000.0,
+                    t0 + timedelta(seconds=72),
+                )
+            ]
+        )
+        out.wait(lambda c: _last_state(c) == "HEALTHY", what="HEALTHY after the deposit")
+        ids = [s.status_id for s in out.decoded("margin-status")]  # type: ignore[attr-defined]
+        assert len(ids) == len(set(ids))
+        out.close()
