@@ -13,7 +13,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from engine.liquidity import average_slippage
 from engine.market import DepthCurve
 from engine.params import AssetClass, HaircutParams, RiskParams
 from engine.types import FloatArray
@@ -53,9 +52,11 @@ def haircut_rates(
 def _slippage(balances: FloatArray, price: float, depth: DepthCurve, beyond: float) -> FloatArray:
     """Average slippage of closing each balance: bid side for holdings, ask for liabilities."""
     notional = np.abs(balances) * price
-    sell = average_slippage(depth.bps, depth.bid, notional, beyond)
-    buy = average_slippage(depth.bps, depth.ask, notional, beyond)
-    return np.asarray(np.where(balances >= 0.0, sell, buy))
+    out = np.zeros(notional.shape)
+    for sell, mask in ((True, balances > 0.0), (False, balances < 0.0)):
+        if mask.any():
+            out[mask] = depth.slippage(sell).average(notional[mask], beyond)
+    return out
 
 
 def deductions(balances: FloatArray, price: FloatArray | float, rate: FloatArray) -> FloatArray:

@@ -12,12 +12,15 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from engine.params import AssetClass
 from engine.types import FloatArray
+
+if TYPE_CHECKING:
+    from engine.liquidity import SlippageCurve
 
 
 class MarketDataError(ValueError):
@@ -120,6 +123,17 @@ class DepthCurve:
             if np.any(arr < 0) or np.any(np.diff(arr) < 0):
                 raise MarketDataError(f"{side}: must be non-negative and non-decreasing")
             object.__setattr__(self, side, arr)
+
+    def slippage(self, sell: bool) -> SlippageCurve:
+        """The slippage curve of the side a trade hits (bid to sell), built once."""
+        key = "_bid_curve" if sell else "_ask_curve"
+        cached = self.__dict__.get(key)
+        if cached is None:
+            from engine.liquidity import SlippageCurve
+
+            cached = SlippageCurve.of(self.bps, self.side(sell))
+            self.__dict__[key] = cached
+        return cached
 
     def side(self, sell: bool) -> FloatArray:
         """The bid side when selling, the ask side when buying."""

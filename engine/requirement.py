@@ -16,9 +16,8 @@ from engine.aggregation import correlation_matrix, directional_total, worst_loss
 from engine.book_state import UnderlyingBook
 from engine.contingencies import contingency_parts, hedged_notional
 from engine.haircuts import asset_class_of, deductions, haircut_rates
-from engine.liquidity import average_slippage
 from engine.margin import CollateralComponents, MarginReport, UnderlyingComponents
-from engine.market import MarketSnapshot
+from engine.market import DepthCurve, MarketSnapshot
 from engine.params import RiskParams
 from engine.shortfall import ShortfallModel
 from engine.states import classify, ratio_mm
@@ -165,15 +164,21 @@ def _underlying_components(
     es_blocks.append(pnl[:, grid.es_index])
 
 
-def _liquidity_addon(delta: FloatArray, depth: object, params: RiskParams) -> FloatArray:
+def _liquidity_addon(delta: FloatArray, depth: DepthCurve | None, params: RiskParams) -> FloatArray:
     """Cost of closing |net delta| on the side it would hit: slip(|D|) x |D| (0 with no book)."""
     if depth is None:
         return np.zeros(delta.shape)
-    notional = np.abs(delta)
-    beyond = params.haircuts.beyond_last_level_multiplier
-    sell = average_slippage(depth.bps, depth.bid, notional, beyond)  # type: ignore[attr-defined]
-    buy = average_slippage(depth.bps, depth.ask, notional, beyond)  # type: ignore[attr-defined]
-    return np.asarray(np.where(delta > 0.0, sell, buy) * notional)
+    return _two_sided_slippage(depth, delta, params.haircuts.beyond_last_level_multiplier)
+
+
+def _two_sided_slippage(depth: DepthCurve, signed: FloatArray, beyond: float) -> FloatArray:
+    """Cost of closing each signed notional: longs sold into the bid, shorts bought back."""
+    notional = np.abs(signed)
+    out = np.zeros(notional.shape)
+    for sell, mask in ((True, signed > 0.0), (False, signed < 0.0)):
+        if mask.any():
+            out[mask] = depth.slippage(sell).average(notional[mask], beyond) * notional[mask]
+    return out
 
 
 def _shortfall(
