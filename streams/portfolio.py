@@ -50,6 +50,8 @@ class PortfolioRecord:
     state: str = "HEALTHY"
     last_call_ts: float | None = None
     call_sequence: int = 0
+    liquidation_ts: float | None = None
+    liquidation_sequence: int = 0
     status_sequence: int = 0
     last_ratio: float | None = None
     partition: int = -1
@@ -92,6 +94,8 @@ class PortfolioRecord:
             "state": self.state,
             "last_call_ts": self.last_call_ts,
             "call_sequence": self.call_sequence,
+            "liquidation_ts": self.liquidation_ts,
+            "liquidation_sequence": self.liquidation_sequence,
             "status_sequence": self.status_sequence,
             "last_ratio": self.last_ratio,
             "partition": self.partition,
@@ -109,6 +113,8 @@ class PortfolioRecord:
             state=data["state"],
             last_call_ts=data["last_call_ts"],
             call_sequence=data["call_sequence"],
+            liquidation_ts=data.get("liquidation_ts"),
+            liquidation_sequence=data.get("liquidation_sequence", 0),
             status_sequence=data.get("status_sequence", 0),
             last_ratio=data.get("last_ratio"),
             partition=data.get("partition", -1),

@@ -16,13 +16,22 @@ import numpy as np
 
 from engine.book import MarginBook
 from engine.instruments import InstrumentError, InstrumentKind
+from engine.liquidation import LiquidationPlanner
 from engine.margin import MarginReport
 from engine.risk_arrays import MissingMarketData
 from engine.states import STATES, AccountState
 from streams.market_state import MarketState
 from streams.portfolio import PortfolioRecord, apply_fill
-from streams.records import CollateralTransfer, DlqReason, Fill, MarketUpdate, Record
-from streams.status import call_record, status_record
+from streams.records import (
+    CollateralTransfer,
+    DlqReason,
+    Fill,
+    LiquidationOrder,
+    MarketUpdate,
+    Record,
+    Side,
+)
+from streams.status import call_record, output_id, status_record
 
 
 class InputRejected(Exception):
@@ -258,6 +267,9 @@ class AccountProcessor:
         """Record the new state; a margin call on entering MARGIN_CALL."""
         entering = state is AccountState.MARGIN_CALL and record.state != state.value
         record.state = state.value
+        if state is AccountState.LIQUIDATION:
+            return self._liquidate(record, status, ts)
+        record.liquidation_ts = None
         if not entering:
             if state is not AccountState.MARGIN_CALL:
                 record.last_call_ts = None
@@ -266,6 +278,54 @@ class AccountProcessor:
         record.last_call_ts = ts.timestamp()
         repeat = self.market.params.status.margin_call_repeat_s
         return [Output("margin-calls", record.account, call_record(status, 1, ts, repeat))]  # type: ignore[arg-type]
+
+    def _liquidate(self, record: PortfolioRecord, status: Record, ts: datetime) -> list[Output]:
+        """Partial-liquidation orders for an account below MM, unless a mark it depends on is
+        STALE, or orders went out less than the repeat interval ago (they are being worked)."""
+        now = ts.timestamp()
+        repeat = self.market.params.status.margin_call_repeat_s
+        if record.liquidation_ts is not None and now - record.liquidation_ts < repeat:
+            return []
+        if self._depends_on_stale(record):
+            return []
+        plan = LiquidationPlanner(self.book).plan(record.account)
+        if not plan.orders:
+            return []
+        record.liquidation_ts = now
+        record.liquidation_sequence += 1
+        return [
+            Output(
+                "liquidations",
+                record.account,
+                LiquidationOrder(
+                    order_id=output_id(
+                        "liq",
+                        status.input_topic,  # type: ignore[attr-defined]
+                        status.input_partition,  # type: ignore[attr-defined]
+                        status.input_offset,  # type: ignore[attr-defined]
+                        record.account,
+                        o.sequence,
+                    ),
+                    account=record.account,
+                    instrument=o.instrument,
+                    side=Side.BUY if o.qty > 0 else Side.SELL,
+                    qty=abs(o.qty),
+                    limit_price=max(o.limit_price, 1e-12),
+                    reason="MM_BREACH",
+                    sequence=o.sequence,
+                    ts=ts,
+                ),
+            )
+            for o in plan.orders
+        ]
+
+    def _depends_on_stale(self, record: PortfolioRecord) -> bool:
+        """True when a position's underlying or a coin held is STALE."""
+        stale = self.market.stale
+        if not stale:
+            return False
+        names = {self.market.instruments.get(n).underlying for n in record.positions}
+        return bool((names | set(record.collateral)) & stale)
 
     def on_timer(self, now: float) -> list[Output]:
         """Repeat the margin call of every account still in MARGIN_CALL after the interval."""

@@ -34,6 +34,7 @@ def register(app: typer.Typer) -> None:
             ("inputs processed", result.inputs),
             ("margin-status records", result.statuses),
             ("margin calls", result.calls),
+            ("liquidation orders", result.orders),
             ("inputs rejected (dlq)", result.rejected),
         ):
             table.add_row(label, f"{value:,}")

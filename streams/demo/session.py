@@ -50,6 +50,7 @@ class DemoResult:
     inputs: int
     statuses: int
     calls: int
+    orders: int
     rejected: int
     states: Counter[str] = field(default_factory=Counter)
     prices: dict[str, float] = field(default_factory=dict)
@@ -159,9 +160,10 @@ def _session(settings: Settings, accounts: int, deadline_s: float, log: Any) -> 
         produce(producer, codec, settings, out.topic, out.key, out.record)
     flush(producer)
     remaining = deadline_s - (time.monotonic() - started)
-    sent = drain(
-        settings, ("margin-status", "margin-calls"), timeout_s=remaining, expect=len(outputs)
-    )
+    published = {out.topic for out in outputs}
+    sent = drain(settings, tuple(published), timeout_s=remaining, expect=len(outputs))
+    if len(sent) < len(outputs):
+        raise TimeoutError(f"read back {len(sent)} of {len(outputs)} outputs in time")
     final = {}
     for msg in sent:
         if msg.topic == settings.topic("margin-status"):
@@ -172,6 +174,7 @@ def _session(settings: Settings, accounts: int, deadline_s: float, log: Any) -> 
         inputs=len(ordered),
         statuses=sum(1 for m in sent if m.topic == settings.topic("margin-status")),
         calls=sum(1 for m in sent if m.topic == settings.topic("margin-calls")),
+        orders=sum(1 for m in sent if m.topic == settings.topic("liquidations")),
         rejected=len(pipeline.rejected),
         states=Counter(final.values()),
         prices=dict(ex.prices),

@@ -1,0 +1,95 @@
+"""The account processor without Kafka: statuses, calls, liquidation orders and the stale guard."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from streams import records as r
+from streams.market_state import MarketState
+from streams.processor import AccountProcessor, InputRef, Output
+
+T0 = datetime(2026, 11, 24, 8, tzinfo=UTC)
+
+
+def _market(
+    proc: AccountProcessor, market: MarketState, price: float, t: datetime, sources: int = 3
+) -> list[Output]:
+    """Feed quotes through a market agent and broadcast the accepted updates."""
+    outputs: list[Output] = []
+    for i, source in enumerate(("a", "b", "c")[:sources]):
+        for und, px in (("BTC", price), ("USDC", 1.0)):
+            update = market.on_price(
+                r.OraclePrice(source=source, underlying=und, price=px, weight=1.0, ts=t),
+                f"q-{und}-{t.timestamp()}-{i}",
+            )
+            if update is not None:
+                outputs += proc.on_market(update, InputRef("mb", 0, int(t.timestamp()) * 10 + i))
+    return outputs
+
+
+def _setup() -> tuple[AccountProcessor, MarketState]:
+    market = MarketState()
+    proc = AccountProcessor(0, MarketState())
+    inst = r.InstrumentRecord(name="BTC-PERPETUAL", kind="PERPETUAL", underlying="BTC", ts=T0)
+    proc.on_market(market.on_instrument(inst, "i"), InputRef("mb", 0, 0))
+    _market(proc, market, 100_000.0, T0)
+    proc.on_transfer(
+        r.CollateralTransfer(
+            transfer_id="d", account="x", asset="USDC", amount=20_000.0, kind="DEPOSIT", ts=T0
+        ),
+        InputRef("collateral", 0, 1),
+    )
+    proc.on_fill(
+        r.Fill(
+            fill_id="f",
+            account="x",
+            instrument="BTC-PERPETUAL",
+            side="BUY",
+            qty=1.0,
+            price=100_000.0,
+            liquidity="TAKER",
+            ts=T0,
+        ),
+        InputRef("fills", 0, 1),
+    )
+    return proc, market
+
+
+def test_a_crash_sends_liquidation_orders_once_per_interval() -> None:
+    proc, market = _setup()
+    out = _market(proc, market, 90_000.0, T0 + timedelta(seconds=1))
+    orders = [o.record for o in out if o.topic == "liquidations"]
+    assert orders and all(o.side.value == "SELL" for o in orders)  # type: ignore[attr-defined]
+    assert sum(o.qty for o in orders) <= 1.0  # type: ignore[attr-defined]
+    again = _market(proc, market, 89_000.0, T0 + timedelta(seconds=2))
+    assert not [o for o in again if o.topic == "liquidations"]
+
+
+def test_no_liquidation_on_a_stale_mark() -> None:
+    proc, market = _setup()
+    out = _market(proc, market, 100_000.0, T0 + timedelta(seconds=30), sources=1)
+    assert "BTC" in market.stale
+    out += _market(proc, market, 80_000.0, T0 + timedelta(seconds=31), sources=1)
+    assert not [o for o in out if o.topic == "liquidations"]
+
+
+def test_replayed_and_duplicate_inputs() -> None:
+    proc, _ = _setup()
+    fill = r.Fill(
+        fill_id="f",
+        account="x",
+        instrument="BTC-PERPETUAL",
+        side="BUY",
+        qty=1.0,
+        price=100_000.0,
+        liquidity="TAKER",
+        ts=T0,
+    )
+    assert proc.on_fill(fill, InputRef("fills", 0, 1)) == []  # same offset: a replay
+    try:
+        proc.on_fill(fill, InputRef("fills", 0, 7))
+    except Exception as exc:  # a known id at a new offset
+        assert "DUPLICATE" in str(exc)
+    else:
+        raise AssertionError("a duplicate fill id was applied")
+    assert proc.records["x"].positions["BTC-PERPETUAL"].qty == 1.0
