@@ -1,7 +1,10 @@
-"""Black-76 on the forward with zero discounting (section 3), vectorised and broadcasting.
+"""Black-76 on the forward with zero discounting (spec section 3), vectorised and broadcasting.
 
-An option with T <= 0 or vol <= 0 is worth its intrinsic value; its delta is the intrinsic step
-(0.5 at the money) and its gamma and vega are 0.
+Every function takes floats or numpy arrays that broadcast together (``is_call`` a bool or a bool
+array) and returns a float64 array of the broadcast shape (0-d for scalars). N is
+``scipy.special.ndtr``, accurate in the tails. An option with T <= 0 or vol <= 0 is worth its
+intrinsic value; its delta is then the intrinsic step (0.5 / -0.5 at the money) and its gamma and
+vega are 0.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ def _d1_d2(
     """d1, d2, the std-dev and the 'live' mask (T > 0 and vol > 0); dead entries are 0."""
     live = (t > 0.0) & (vol > 0.0)
     sd = np.where(live, vol * np.sqrt(np.where(live, t, 1.0)), 1.0)
-    d1 = np.where(live, (np.log(forward / strike) + 0.5 * sd * sd) / sd, 0.0)
+    with np.errstate(divide="ignore"):  # a zero forward is a valid (worthless call) limit
+        d1 = np.where(live, (np.log(forward / strike) + 0.5 * sd * sd) / sd, 0.0)
     return (
         np.asarray(d1, dtype=np.float64),
         np.asarray(d1 - sd, dtype=np.float64),
@@ -31,7 +35,7 @@ def _d1_d2(
 
 
 def _arrays(*xs: ArrayLike) -> list[FloatArray]:
-    """Float arrays broadcast together."""
+    """The inputs as float64 arrays broadcast to one shape."""
     return [np.asarray(a, dtype=np.float64) for a in np.broadcast_arrays(*xs)]
 
 
@@ -52,7 +56,7 @@ def price(
 def delta(
     forward: ArrayLike, strike: ArrayLike, vol: ArrayLike, t: ArrayLike, is_call: ArrayLike
 ) -> FloatArray:
-    """dPremium/dF: N(d1) for a call, N(d1) - 1 for a put."""
+    """dPremium/dF: N(d1) for a call, N(d1) - 1 for a put; the intrinsic step when T <= 0."""
     f, k, v, tt = _arrays(forward, strike, vol, t)
     call = np.asarray(is_call, dtype=np.bool_)
     d1, _, _, live = _d1_d2(f, k, v, tt)
@@ -67,14 +71,14 @@ def _density(x: FloatArray) -> FloatArray:
 
 
 def gamma(forward: ArrayLike, strike: ArrayLike, vol: ArrayLike, t: ArrayLike) -> FloatArray:
-    """d2Premium/dF2 = n(d1) / (F sigma sqrt T)."""
+    """d2Premium/dF2 = n(d1) / (F sigma sqrt T), the same for calls and puts; 0 when T <= 0."""
     f, k, v, tt = _arrays(forward, strike, vol, t)
     d1, _, sd, live = _d1_d2(f, k, v, tt)
     return np.asarray(np.where(live, _density(d1) / (f * np.where(live, sd, 1.0)), 0.0))
 
 
 def vega(forward: ArrayLike, strike: ArrayLike, vol: ArrayLike, t: ArrayLike) -> FloatArray:
-    """dPremium/dsigma = F n(d1) sqrt T."""
+    """dPremium/dsigma = F n(d1) sqrt T (per unit of vol, not per vol point); 0 when T <= 0."""
     f, k, v, tt = _arrays(forward, strike, vol, t)
     d1, _, _, live = _d1_d2(f, k, v, tt)
     return np.asarray(np.where(live, f * _density(d1) * np.sqrt(np.maximum(tt, 0.0)), 0.0))

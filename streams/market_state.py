@@ -93,9 +93,11 @@ class MarketState:
         was_stale = underlying in self.stale
         (self.stale.add if stale else self.stale.discard)(underlying)
         if not stale:
-            vol = self.ewma.setdefault(
-                underlying, EwmaVolatility(self.params.shortfall.ewma_lambda)
-            )
+            vol = self.ewma.get(underlying)
+            if vol is None:
+                floor = self.params.shortfall.floor_for(underlying)
+                vol = EwmaVolatility.seeded(self.params.shortfall.ewma_lambda, floor)
+                self.ewma[underlying] = vol
             vol.update(mark, now)
         self.marks[underlying] = mark
         last = self.forwarded.get(underlying)
