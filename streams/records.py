@@ -2,30 +2,86 @@
 
 Decoded Avro becomes one of these; a value the model rejects (a non-positive price or quantity,
 NaN, an unknown enum symbol, a ragged grid) is an invalid record for the dlq. Enum symbols are
-the schemas' symbols; instrument kinds and account states are the engine's own enums.
+the schemas' symbols; instrument kinds, option types, account states and fund event kinds are the
+engine's own enums. Importing this module needs no Kafka client.
 """
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime
 from enum import StrEnum
 from itertools import pairwise
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from engine.instruments import InstrumentKind, OptionType
+from engine.insurance import FundEventKind
 from engine.states import AccountState
+
+__all__ = [
+    "AccountState",
+    "AdlCandidate",
+    "AdlOrder",
+    "BookDepth",
+    "CollateralTransfer",
+    "DlqReason",
+    "DlqRecord",
+    "Fill",
+    "FundEventKind",
+    "InstrumentKind",
+    "InstrumentRecord",
+    "InsuranceClaim",
+    "InsuranceFundEvent",
+    "LiquidationOrder",
+    "Liquidity",
+    "MarginCall",
+    "MarginStatus",
+    "MarketUpdate",
+    "MarketUpdateKind",
+    "OptionType",
+    "OraclePrice",
+    "Record",
+    "RiskParamsRecord",
+    "Side",
+    "SolvencyProof",
+    "Timestamp",
+    "TransferKind",
+    "UnderlyingComponent",
+    "VolSurfaceRecord",
+    "utc_now",
+]
+
+
+def to_utc_millis(value: datetime) -> datetime:
+    """An aware datetime in UTC at millisecond precision: exactly what timestamp-millis carries."""
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    if value.microsecond % 1000:
+        value = value.replace(microsecond=value.microsecond // 1000 * 1000)
+    return value
+
 
 Positive = Annotated[float, Field(gt=0)]
 NonNegative = Annotated[float, Field(ge=0)]
+Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
+Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+Count32 = Annotated[int, Field(ge=0, le=2**31 - 1)]
+"""A non-negative Avro ``int`` (partitions, sequences, versions)."""
+Count64 = Annotated[int, Field(ge=0, le=2**63 - 1)]
+"""A non-negative Avro ``long`` (offsets, epochs, cents, counts)."""
+Timestamp = Annotated[AwareDatetime, AfterValidator(to_utc_millis)]
+"""A timezone-aware instant, normalised to UTC milliseconds so that Avro round trips are exact."""
 
 
 class Record(BaseModel):
     """Base of every record: immutable, finite numbers only, unknown fields ignored."""
 
     model_config = ConfigDict(frozen=True, extra="ignore", allow_inf_nan=False)
+
+    def to_avro(self) -> dict[str, Any]:
+        """The record as the mapping fastavro writes (enums are str, datetimes aware UTC)."""
+        return self.model_dump()
 
 
 class Side(StrEnum):
@@ -54,16 +110,8 @@ class TransferKind(StrEnum):
     SETTLEMENT = "SETTLEMENT"
 
 
-class FundEventKind(StrEnum):
-    """What changed the insurance fund."""
-
-    FEE = "FEE"
-    PAYOUT = "PAYOUT"
-    SHORTFALL = "SHORTFALL"
-
-
 class DlqReason(StrEnum):
-    """Why a record was rejected (codec failures and validation failures)."""
+    """Why a record was rejected (codec failures first, then the processor's own checks)."""
 
     EMPTY = "EMPTY"
     BAD_MAGIC = "BAD_MAGIC"
@@ -93,8 +141,13 @@ class MarketUpdateKind(StrEnum):
 
 def utc_now() -> datetime:
     """Now, timezone-aware (UTC), at millisecond precision like the schemas."""
-    now = datetime.now(tz=UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+    return to_utc_millis(datetime.now(tz=UTC))
+
+
+def _increasing(values: list[float], name: str) -> None:
+    """Strictly increasing, or a ValueError naming the field."""
+    if any(b <= a for a, b in pairwise(values)):
+        raise ValueError(f"{name}: must be strictly increasing")
 
 
 # ----- inputs -------------------------------------------------------------------------------
@@ -113,7 +166,7 @@ class Fill(Record):
     fee: float = 0.0
     liquidity: Liquidity
     order_id: str | None = None
-    ts: AwareDatetime
+    ts: Timestamp
 
     @property
     def signed_qty(self) -> float:
@@ -122,7 +175,7 @@ class Fill(Record):
 
 
 class CollateralTransfer(Record):
-    """A collateral movement (signed amount of an asset)."""
+    """A collateral movement: a signed, finite, non-zero amount of an asset."""
 
     transfer_id: str = Field(min_length=1)
     account: str = Field(min_length=1)
@@ -131,44 +184,40 @@ class CollateralTransfer(Record):
     amount: float
     kind: TransferKind
     chain: str | None = None
-    confirmations: int = Field(0, ge=0)
-    ts: AwareDatetime
+    confirmations: Count32 = 0
+    ts: Timestamp
 
     @model_validator(mode="after")
     def _non_zero(self) -> CollateralTransfer:
+        """A zero transfer is a producer bug, not a no-op."""
         if self.amount == 0.0:
             raise ValueError("amount: must be non-zero")
         return self
 
 
 class OraclePrice(Record):
-    """One source's price of an underlying."""
+    """One source's price of an underlying, with the source's weight."""
 
     source: str = Field(min_length=1)
     underlying: str = Field(min_length=1)
     price: Positive
     weight: Positive = 1.0
-    ts: AwareDatetime
-
-
-def _increasing(values: list[float], name: str) -> None:
-    """Strictly increasing, or a ValueError naming the field."""
-    if any(b <= a for a, b in pairwise(values)):
-        raise ValueError(f"{name}: must be strictly increasing")
+    ts: Timestamp
 
 
 class BookDepth(Record):
-    """Cumulative notional within each bps level, per side."""
+    """Cumulative notional (USD) within each bps level, per side; levels increasing."""
 
     underlying: str = Field(min_length=1)
     mid: Positive
     bps: list[Positive] = Field(min_length=1)
     bid: list[NonNegative]
     ask: list[NonNegative]
-    ts: AwareDatetime
+    ts: Timestamp
 
     @model_validator(mode="after")
     def _shape(self) -> BookDepth:
+        """One cumulative, non-decreasing notional per level on each side."""
         _increasing(self.bps, "bps")
         for name in ("bid", "ask"):
             side = getattr(self, name)
@@ -186,10 +235,11 @@ class VolSurfaceRecord(Record):
     expiries: list[Positive] = Field(min_length=1)
     log_moneyness: list[float] = Field(min_length=1)
     vols: list[list[Positive]]
-    ts: AwareDatetime
+    ts: Timestamp
 
     @model_validator(mode="after")
     def _shape(self) -> VolSurfaceRecord:
+        """Increasing axes and a rectangular grid of positive vols."""
         _increasing(self.expiries, "expiries")
         _increasing(self.log_moneyness, "log_moneyness")
         if len(self.vols) != len(self.expiries) or any(
@@ -205,16 +255,17 @@ class InstrumentRecord(Record):
     name: str = Field(min_length=1)
     kind: InstrumentKind
     underlying: str = Field(min_length=1)
-    expiry: AwareDatetime | None = None
+    expiry: Timestamp | None = None
     strike: Positive | None = None
     option_type: OptionType | None = None
     contract_size: Positive = 1.0
     inverse: bool = False
-    settlement: str = "USD"
-    ts: AwareDatetime
+    settlement: str = Field("USD", min_length=1)
+    ts: Timestamp
 
     @model_validator(mode="after")
     def _consistent(self) -> InstrumentRecord:
+        """Options need strike, type and expiry; futures need an expiry."""
         if self.kind is InstrumentKind.OPTION and (
             self.strike is None or self.option_type is None or self.expiry is None
         ):
@@ -225,19 +276,19 @@ class InstrumentRecord(Record):
 
 
 class RiskParamsRecord(Record):
-    """A versioned risk-parameter set, as JSON text."""
+    """A versioned risk-parameter set, as JSON text (engine.params parses it)."""
 
     name: str = Field(min_length=1)
-    version: int = Field(ge=1)
+    version: Annotated[Count32, Field(ge=1)]
     params_json: str
-    ts: AwareDatetime
+    ts: Timestamp
 
 
 # ----- outputs ------------------------------------------------------------------------------
 
 
 class UnderlyingComponent(Record):
-    """Requirement components of one underlying."""
+    """Requirement components of one underlying (margin-model.md section 5), USD."""
 
     underlying: str
     worst_loss: float
@@ -252,7 +303,7 @@ class UnderlyingComponent(Record):
 
 
 class MarginStatus(Record):
-    """An account's margin after a change."""
+    """An account's margin after a change; ratio_mm None means infinite (MM = 0)."""
 
     status_id: str
     account: str
@@ -276,26 +327,27 @@ class MarginStatus(Record):
     stale_underlyings: list[str] = Field(default_factory=list)
     reason: str
     input_topic: str
-    input_partition: int
-    input_offset: int
-    ts: AwareDatetime
+    input_partition: Count32
+    input_offset: Count64
+    ts: Timestamp
 
 
 class MarginCall(Record):
-    """A margin call: bring E_im back to IM by the deadline."""
+    """A margin call: bring E_im back to IM by the deadline (margin_call.v2 adds ``state``)."""
 
     call_id: str
     account: str
     amount: Positive
     equity_im: float
     im: float
-    deadline: AwareDatetime
-    sequence: int = Field(ge=1)
-    ts: AwareDatetime
+    deadline: Timestamp
+    sequence: Annotated[Count32, Field(ge=1)]
+    state: AccountState = AccountState.MARGIN_CALL
+    ts: Timestamp
 
 
 class LiquidationOrder(Record):
-    """A partial-liquidation order."""
+    """A partial-liquidation order (liquidation_order.v2 adds the triggering input's position)."""
 
     order_id: str
     account: str
@@ -304,8 +356,11 @@ class LiquidationOrder(Record):
     qty: Positive
     limit_price: Positive
     reason: str
-    sequence: int = Field(ge=0)
-    ts: AwareDatetime
+    sequence: Count32
+    input_topic: str | None = None
+    input_partition: Count32 | None = None
+    input_offset: Count64 | None = None
+    ts: Timestamp
 
 
 class InsuranceFundEvent(Record):
@@ -317,11 +372,11 @@ class InsuranceFundEvent(Record):
     amount: NonNegative
     balance_after: float
     account: str | None = None
-    ts: AwareDatetime
+    ts: Timestamp
 
 
 class AdlOrder(Record):
-    """An auto-deleveraging order."""
+    """An auto-deleveraging order at the bankruptcy price."""
 
     adl_id: str
     account: str
@@ -330,38 +385,56 @@ class AdlOrder(Record):
     qty: Positive
     price: Positive
     counterparty_account: str | None = None
-    ts: AwareDatetime
+    ts: Timestamp
 
 
 class SolvencyProof(Record):
-    """A published Merkle-sum root."""
+    """A published Merkle-sum root; liabilities in integer cents, as the tree sums them."""
 
-    epoch: int = Field(ge=0)
+    epoch: Count64
     root_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
-    total_liabilities_cents: int = Field(ge=0)
-    account_count: int = Field(ge=0)
-    partition: int | None = None
-    ts: AwareDatetime
+    total_liabilities_cents: Count64
+    account_count: Count64
+    partition: Count32 | None = None
+    ts: Timestamp
+
+    @property
+    def total_liabilities(self) -> float:
+        """Total liabilities in USD."""
+        return self.total_liabilities_cents / 100
 
 
 class DlqRecord(Record):
     """A rejected record, its origin and the reason."""
 
     topic: str
-    partition: int
-    offset: int
+    partition: Int32
+    offset: Int64
     key: bytes | None = None
     value: bytes | None = None
     reason: DlqReason
     detail: str
-    ts: AwareDatetime
+    ts: Timestamp
 
 
 # ----- internal -----------------------------------------------------------------------------
 
+_PAYLOAD_OF = {
+    MarketUpdateKind.MARK: "mark",
+    MarketUpdateKind.DEPTH: "depth",
+    MarketUpdateKind.VOL: "vol",
+    MarketUpdateKind.INSTRUMENT: "instrument",
+    MarketUpdateKind.PARAMS: "params",
+}
+
 
 class MarketUpdate(Record):
-    """An accepted market update broadcast to every account partition."""
+    """An accepted market update broadcast to every account partition.
+
+    One record with optional payload fields rather than an Avro union of records: ``kind`` says
+    which payload is set (MARK: mark, stale, ewma_vol, psr; DEPTH: depth; VOL: vol; INSTRUMENT:
+    instrument; PARAMS: params), and each payload is the input record as validated.
+    """
 
     update_id: str
     kind: MarketUpdateKind
@@ -374,30 +447,39 @@ class MarketUpdate(Record):
     vol: VolSurfaceRecord | None = None
     instrument: InstrumentRecord | None = None
     params: RiskParamsRecord | None = None
-    seq: int = Field(ge=0)
-    ts: AwareDatetime
+    seq: Count64
+    ts: Timestamp
+
+    @model_validator(mode="after")
+    def _payload(self) -> MarketUpdate:
+        """The payload that ``kind`` names is present."""
+        name = _PAYLOAD_OF[self.kind]
+        if getattr(self, name) is None:
+            raise ValueError(f"{name}: a {self.kind.value} update needs it")
+        return self
 
 
 class InsuranceClaim(Record):
-    """A bankrupt account's claim on the fund."""
+    """A bankrupt account's claim on the fund (deficit = -E, USD)."""
 
     claim_id: str
     account: str
     deficit: Positive
-    ts: AwareDatetime
+    ts: Timestamp
 
 
 class AdlCandidate(Record):
-    """A position ADL may reduce, with its rank score."""
+    """A position ADL may reduce (signed qty), with its rank score (profit ratio x leverage)."""
 
     account: str
     instrument: str
     qty: float
     rank_score: float
-    ts: AwareDatetime
+    ts: Timestamp
 
     @model_validator(mode="after")
-    def _finite(self) -> AdlCandidate:
-        if not math.isfinite(self.rank_score):
-            raise ValueError("rank_score: must be finite")
+    def _non_zero(self) -> AdlCandidate:
+        """A flat position is nothing to deleverage."""
+        if self.qty == 0.0:
+            raise ValueError("qty: must be non-zero")
         return self

@@ -1,4 +1,4 @@
-"""One valid record per topic, for round trips."""
+"""One valid record per topic (SAMPLES), and every record type with its topic (ALL_SAMPLES)."""
 
 from __future__ import annotations
 
@@ -106,6 +106,7 @@ SAMPLES: dict[str, r.Record] = {
         im=12.0,
         deadline=TS,
         sequence=1,
+        state="LIQUIDATION",
         ts=TS,
     ),
     "liquidations": r.LiquidationOrder(
@@ -117,6 +118,9 @@ SAMPLES: dict[str, r.Record] = {
         limit_price=95_000.0,
         reason="MM_BREACH",
         sequence=0,
+        input_topic="spma.market-broadcast",
+        input_partition=2,
+        input_offset=77,
         ts=TS,
     ),
     "insurance-fund": r.InsuranceFundEvent(
@@ -169,3 +173,27 @@ SAMPLES: dict[str, r.Record] = {
     ),
     "insurance-claims": r.InsuranceClaim(claim_id="k-1", account="acct-1", deficit=12.5, ts=TS),
 }
+
+ADL_CANDIDATE = r.AdlCandidate(
+    account="acct-3", instrument="BTC-PERPETUAL", qty=-2.0, rank_score=3.25, ts=TS
+)
+
+ALL_SAMPLES: list[tuple[str, r.Record]] = [
+    *SAMPLES.items(),
+    ("insurance-claims", ADL_CANDIDATE),
+    (
+        "market-broadcast",
+        r.MarketUpdate(
+            update_id="m-2",
+            kind="MARK",
+            underlying="ETH",
+            mark=3_000.0,
+            stale=True,
+            ewma_vol=0.7,
+            psr=0.12,
+            seq=6,
+            ts=TS,
+        ),
+    ),
+]
+"""Every record type (the claims topic carries two) and a MARK broadcast beside the full one."""
