@@ -39,7 +39,7 @@ from streams.records import (
 log = logging.getLogger("spma")
 MARKET_INPUTS = ("oracle-prices", "book-depth", "vol-surfaces", "instruments", "risk-params")
 ACCOUNT_INPUTS = ("fills", "collateral", "market-broadcast")
-OUTPUTS = ("margin-status", "margin-calls", "dlq", "market-broadcast")
+OUTPUTS = ("margin-status", "margin-calls", "liquidations", "dlq", "market-broadcast")
 MARKET_KEY = "\x00market/{partition}"
 
 

@@ -187,11 +187,13 @@ class AccountProcessor:
         self.market.apply(update)
         snapshot = self.market.snapshot()
         grew = not known >= set(snapshot.underlyings)
-        if self.market.params is not self.book.params or grew or self.unpriced:
+        if self.market.params is not self.book.params or grew:
             self.rebuild()
         else:
             und = update.underlying
             self.book.update_market(snapshot, [und] if und in snapshot.underlyings else [])
+            for account in [a for a in self.unpriced if self._priceable(self.records[a])]:
+                self._sync(self.records[account], full=True)
         if not self.records:
             return []
         return self._market_outputs(ref, update.ts)
