@@ -116,6 +116,11 @@ class MarginBook:
         except KeyError:
             raise MissingMarketData(f"asset {asset}: no price in the market data") from None
 
+    def collateral_value(self, rows: np.ndarray) -> FloatArray:
+        """USD value of each row's collateral balances (borrowing counts negative)."""
+        prices = np.array([self._price_of(a) for a in self.assets], dtype=np.float64)
+        return np.asarray(self.collateral[rows, : len(self.assets)] @ prices)
+
     # ----- underlyings -----------------------------------------------------------------------
 
     def _add_underlying(self, name: str) -> UnderlyingBook:

@@ -13,6 +13,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Protocol
 
 
 class FundEventKind(StrEnum):
@@ -111,6 +112,22 @@ class AdlCandidate:
         return (self.unrealised_pnl / self.collateral) * (abs(self.notional) / self.equity)
 
 
+class RankedPosition(Protocol):
+    """Anything ADL can rank and reduce: an account's signed position with its score."""
+
+    @property
+    def account(self) -> str: ...
+
+    @property
+    def instrument(self) -> str: ...
+
+    @property
+    def qty(self) -> float: ...
+
+    @property
+    def score(self) -> float: ...
+
+
 @dataclass(frozen=True)
 class AdlReduction:
     """An ADL reduction: account, instrument, signed qty change, price and USD amount (cents)."""
@@ -126,7 +143,7 @@ def plan_adl(
     shortfall_cents: int,
     bankrupt_qty: float,
     bankruptcy_price: float,
-    candidates: Sequence[AdlCandidate],
+    candidates: Sequence[RankedPosition],
 ) -> list[AdlReduction]:
     """Reduce opposite-side positions, highest score first, until the shortfall is absorbed.
 

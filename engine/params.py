@@ -231,6 +231,14 @@ class LiquidationParams(_Frozen):
     fee: float = Field(0.005, ge=0)
 
 
+class AdlParams(_Frozen):
+    """Auto-deleveraging (section 10): what each account partition publishes to the fund."""
+
+    candidates_per_side: int = Field(20, ge=1)
+    candidate_interval_s: float = Field(5.0, gt=0)
+    claim_repeat_s: float = Field(60.0, gt=0)
+
+
 class DynamicMarginParams(_Frozen):
     """EWMA-driven PSR with the anti-procyclicality bound (section 12)."""
 
@@ -268,6 +276,7 @@ class RiskParams(_Frozen):
     oracle: OracleParams = Field(default_factory=OracleParams)
     conflation: ConflationParams = Field(default_factory=ConflationParams)
     liquidation: LiquidationParams = Field(default_factory=LiquidationParams)
+    adl: AdlParams = Field(default_factory=AdlParams)
     dynamic: DynamicMarginParams = Field(default_factory=DynamicMarginParams)
     status: StatusParams = Field(default_factory=StatusParams)
 

@@ -37,14 +37,15 @@ def classify(
 ) -> IntArray:
     """State codes (index into STATES) per account.
 
-    BANKRUPT when E < 0 with no position left to close; LIQUIDATION when E_mm < MM;
-    MARGIN_CALL when E_im < IM; else HEALTHY. (A liquidation that would have to close past the
-    bankruptcy price is the planner's call, not this classification's.)
+    BANKRUPT when E < 0: with no position left to close, or with positions that any closing
+    would trade past the bankruptcy price (at E < 0 every price is past it), so that the deficit
+    goes to the insurance fund and ADL instead of the book. LIQUIDATION when E_mm < MM;
+    MARGIN_CALL when E_im < IM; else HEALTHY. ``has_positions`` is kept for callers that report it.
     """
     code = np.zeros(equity.shape, dtype=np.int64)
     code[equity_im < im] = 1
     code[equity_mm < mm] = 2
-    code[(equity < 0.0) & ~has_positions] = 3
+    code[equity < 0.0] = 3
     return code
 
 

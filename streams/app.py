@@ -20,16 +20,20 @@ from pydantic import ValidationError
 
 from infra.settings import Settings
 from streams.codec import AvroCodec, CodecError, codec_from_settings
+from streams.fund import FUND_KEY, FundOwner
 from streams.market_state import MarketState, market_from_dict, market_to_dict
 from streams.portfolio import PortfolioRecord
 from streams.processor import AccountProcessor, InputRef, InputRejected, Output
 from streams.records import (
+    AdlCandidate,
     BookDepth,
     CollateralTransfer,
     DlqReason,
     DlqRecord,
     Fill,
     InstrumentRecord,
+    InsuranceClaim,
+    LiquidationFee,
     MarketUpdate,
     OraclePrice,
     RiskParamsRecord,
@@ -39,7 +43,16 @@ from streams.records import (
 log = logging.getLogger("spma")
 MARKET_INPUTS = ("oracle-prices", "book-depth", "vol-surfaces", "instruments", "risk-params")
 ACCOUNT_INPUTS = ("fills", "collateral", "market-broadcast")
-OUTPUTS = ("margin-status", "margin-calls", "liquidations", "dlq", "market-broadcast")
+FUND_INPUTS = ("insurance-claims",)
+OUTPUTS = (
+    "margin-status",
+    "margin-calls",
+    "liquidations",
+    "insurance-fund",
+    "adl",
+    "dlq",
+    "market-broadcast",
+)
 MARKET_KEY = "\x00market/{partition}"
 
 
@@ -59,6 +72,10 @@ class Worker:
             key_type=str,
             value_type=bytes,
         )
+        self.fund_table = app.Table(
+            "insurance-fund-state", default=None, partitions=1, key_type=str, value_type=bytes
+        )
+        self.fund: FundOwner | None = None
         self.topics = {
             name: app.topic(
                 settings.topic(name),
@@ -69,7 +86,7 @@ class Worker:
                 partitions=settings.partitions,
                 internal=False,
             )
-            for name in {*MARKET_INPUTS, *ACCOUNT_INPUTS, *OUTPUTS}
+            for name in {*MARKET_INPUTS, *ACCOUNT_INPUTS, *FUND_INPUTS, *OUTPUTS}
         }
         self.now_offset = 0.0
 
@@ -107,6 +124,18 @@ class Worker:
         """Drop processors of revoked partitions (their state lives on in the table)."""
         for partition in partitions:
             self.processors.pop(partition, None)
+
+    def fund_owner(self) -> FundOwner:
+        """The fund's state, restored from its table the first time it is needed."""
+        if self.fund is None:
+            settlement = self.market.params.settlement_currency
+            raw = self.fund_table.get(FUND_KEY.format(currency=settlement))
+            self.fund = (
+                FundOwner.from_dict(orjson.loads(raw))
+                if raw
+                else FundOwner(currency=settlement, settlement_asset=settlement)
+            )
+        return self.fund
 
     # ----- sending --------------------------------------------------------------------------
 
@@ -205,6 +234,23 @@ class Worker:
                 self.save(proc, {account}, market=False)
         await self.send(outputs)
 
+    async def on_fund_input(self, event: Any) -> None:
+        """The fund's single owner: fees, ADL candidates and claims, in order."""
+        value = self.codec.decode("insurance-claims", event.message.value)
+        owner = self.fund_owner()
+        if isinstance(value, AdlCandidate):
+            owner.on_candidate(value)
+            outputs = owner.retry() if owner.pending else []
+        elif isinstance(value, LiquidationFee):
+            outputs = owner.on_fee(value)
+        else:
+            assert isinstance(value, InsuranceClaim)
+            outputs = owner.on_claim(value)
+        if outputs or not isinstance(value, AdlCandidate):
+            key = FUND_KEY.format(currency=owner.currency)
+            self.fund_table[key] = orjson.dumps(owner.to_dict())
+        await self.send(outputs)
+
     async def guarded(self, handler: Any, event: Any) -> None:
         """Run a handler; bad input goes to the dlq and processing goes on."""
         try:
@@ -262,6 +308,19 @@ def create_app(settings: Settings) -> tuple[faust.App, Worker]:
         async for event in stream.events():
             await worker.guarded(worker.on_account_input, event)
 
+    fund_topic = app.topic(
+        *(settings.topic(t) for t in FUND_INPUTS),
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+
+    @app.agent(fund_topic, name="spma.fund")
+    async def fund_agent(stream: Any) -> None:
+        async for event in stream.events():
+            await worker.guarded(worker.on_fund_input, event)
+
     # Repeats follow event time (the newest input seen by the partition), so a replay or a
     # test clock gives the same calls; with live prices event time tracks the wall clock.
     @app.timer(interval=1.0)
@@ -272,9 +331,11 @@ def create_app(settings: Settings) -> tuple[faust.App, Worker]:
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, revoked: Any, **_: Any) -> None:
         worker.forget({tp.partition for tp in revoked})
+        worker.fund = None
 
     @app.on_partitions_assigned.connect
     async def on_assigned(sender: Any, assigned: Any, **_: Any) -> None:
         worker.forget({tp.partition for tp in assigned})
+        worker.fund = None
 
     return app, worker

@@ -52,6 +52,8 @@ class PortfolioRecord:
     call_sequence: int = 0
     liquidation_ts: float | None = None
     liquidation_sequence: int = 0
+    claim_ts: float | None = None
+    claim_sequence: int = 0
     status_sequence: int = 0
     last_ratio: float | None = None
     partition: int = -1
@@ -96,6 +98,8 @@ class PortfolioRecord:
             "call_sequence": self.call_sequence,
             "liquidation_ts": self.liquidation_ts,
             "liquidation_sequence": self.liquidation_sequence,
+            "claim_ts": self.claim_ts,
+            "claim_sequence": self.claim_sequence,
             "status_sequence": self.status_sequence,
             "last_ratio": self.last_ratio,
             "partition": self.partition,
@@ -115,6 +119,8 @@ class PortfolioRecord:
             call_sequence=data["call_sequence"],
             liquidation_ts=data.get("liquidation_ts"),
             liquidation_sequence=data.get("liquidation_sequence", 0),
+            claim_ts=data.get("claim_ts"),
+            claim_sequence=data.get("claim_sequence", 0),
             status_sequence=data.get("status_sequence", 0),
             last_ratio=data.get("last_ratio"),
             partition=data.get("partition", -1),

@@ -20,13 +20,19 @@ from engine.liquidation import LiquidationPlanner
 from engine.margin import MarginReport
 from engine.risk_arrays import MissingMarketData
 from engine.states import STATES, AccountState
+from streams.adl import rank_candidates, trade_price
 from streams.market_state import MarketState
 from streams.portfolio import PortfolioRecord, apply_fill
 from streams.records import (
+    AdlCandidate,
+    ClaimPosition,
     CollateralTransfer,
     DlqReason,
     Fill,
+    InsuranceClaim,
+    LiquidationFee,
     LiquidationOrder,
+    Liquidity,
     MarketUpdate,
     Record,
     Side,
@@ -69,6 +75,7 @@ class AccountProcessor:
         self.market = market
         self.records: dict[str, PortfolioRecord] = {}
         self.unpriced: set[str] = set()
+        self.candidates_ts: float | None = None
         self.book = MarginBook(market.params, market.snapshot(), market.instruments)
 
     # ----- state ------------------------------------------------------------------------
@@ -161,7 +168,20 @@ class AccountProcessor:
         names = set() if inst.kind is InstrumentKind.SPOT else {inst.name}
         if not self._sync(record, names=names, assets=set(effect.cash)):
             self.rebuild()
-        return self._account_outputs(record, "FILL", ref, fill.ts)
+        return self._fee(fill) + self._account_outputs(record, "FILL", ref, fill.ts)
+
+    def _fee(self, fill: Fill) -> list[Output]:
+        """A LIQUIDATION fill's fee is owed to the insurance fund (its single owner)."""
+        if fill.liquidity is not Liquidity.LIQUIDATION or fill.fee <= 0.0:
+            return []
+        fee = LiquidationFee(
+            fee_id=f"fee-{fill.fill_id}",
+            account=fill.account,
+            amount=fill.fee,
+            fill_id=fill.fill_id,
+            ts=fill.ts,
+        )
+        return [Output("insurance-claims", fill.account, fee)]
 
     def on_transfer(self, transfer: CollateralTransfer, ref: InputRef) -> list[Output]:
         """Apply a collateral transfer once; the account's status."""
@@ -196,7 +216,44 @@ class AccountProcessor:
                 self._sync(self.records[account], full=True)
         if not self.records:
             return []
-        return self._market_outputs(ref, update.ts)
+        return self._candidates(update.ts) + self._market_outputs(ref, update.ts)
+
+    def _candidates(self, ts: datetime) -> list[Output]:
+        """This partition's ADL candidates for the fund's owner, once per interval of event
+        time (a new batch replaces the last one)."""
+        adl = self.market.params.adl
+        now = ts.timestamp()
+        if self.candidates_ts is not None and now - self.candidates_ts < adl.candidate_interval_s:
+            return []
+        self.candidates_ts = now
+        priced = [a for a in self.records if a in self.book and a not in self.unpriced]
+        if not priced:
+            return []
+        rows = np.array([self.book.account_index[a] for a in priced], dtype=np.int64)
+        equity = self.book.margin(priced).equity
+        collateral = self.book.collateral_value(rows)
+        found = rank_candidates(
+            {a: self.records[a] for a in priced},
+            self.book,
+            dict(zip(priced, equity.tolist(), strict=True)),
+            dict(zip(priced, collateral.tolist(), strict=True)),
+            adl.candidates_per_side,
+        )
+        return [
+            Output(
+                "insurance-claims",
+                c.account,
+                AdlCandidate(
+                    account=c.account,
+                    instrument=c.instrument,
+                    qty=c.qty,
+                    rank_score=c.score,
+                    partition=self.partition,
+                    ts=ts,
+                ),
+            )
+            for c in found
+        ]
 
     # ----- outputs ----------------------------------------------------------------------
 
@@ -271,6 +328,9 @@ class AccountProcessor:
         record.state = state.value
         if state is AccountState.LIQUIDATION:
             return self._liquidate(record, status, ts)
+        if state is AccountState.BANKRUPT:
+            return self._claim(record, status, ts)
+        record.claim_ts = None
         record.liquidation_ts = None
         if not entering:
             if state is not AccountState.MARGIN_CALL:
@@ -320,6 +380,44 @@ class AccountProcessor:
             )
             for o in plan.orders
         ]
+
+    def _claim(self, record: PortfolioRecord, status: Record, ts: datetime) -> list[Output]:
+        """A bankrupt account's claim for its deficit -E with its open positions, once per
+        claim interval of event time (what the last claim did not settle is claimed again)."""
+        now = ts.timestamp()
+        repeat = self.market.params.adl.claim_repeat_s
+        if record.claim_ts is not None and now - record.claim_ts < repeat:
+            return []
+        if self._depends_on_stale(record):
+            return []
+        deficit = -float(status.equity)  # type: ignore[attr-defined]
+        if deficit <= 0.0:
+            return []
+        record.claim_ts = now
+        record.claim_sequence += 1
+        positions = []
+        for name, pos in sorted(record.positions.items()):
+            price = trade_price(self.book, self.book.instrument(name))
+            positions.append(
+                ClaimPosition(
+                    instrument=name, qty=pos.qty, mark=price.price, unit_value=price.unit_value
+                )
+            )
+        claim = InsuranceClaim(
+            claim_id=output_id(
+                "claim",
+                status.input_topic,  # type: ignore[attr-defined]
+                status.input_partition,  # type: ignore[attr-defined]
+                status.input_offset,  # type: ignore[attr-defined]
+                record.account,
+                record.claim_sequence,
+            ),
+            account=record.account,
+            deficit=deficit,
+            positions=positions,
+            ts=ts,
+        )
+        return [Output("insurance-claims", record.account, claim)]
 
     def _depends_on_stale(self, record: PortfolioRecord) -> bool:
         """True when a position's underlying or a coin held is STALE."""

@@ -24,6 +24,7 @@ __all__ = [
     "AdlCandidate",
     "AdlOrder",
     "BookDepth",
+    "ClaimPosition",
     "CollateralTransfer",
     "DlqReason",
     "DlqRecord",
@@ -33,6 +34,7 @@ __all__ = [
     "InstrumentRecord",
     "InsuranceClaim",
     "InsuranceFundEvent",
+    "LiquidationFee",
     "LiquidationOrder",
     "Liquidity",
     "MarginCall",
@@ -385,6 +387,8 @@ class AdlOrder(Record):
     qty: Positive
     price: Positive
     counterparty_account: str | None = None
+    amount: NonNegative = 0.0
+    claim_id: str | None = None
     ts: Timestamp
 
 
@@ -459,12 +463,32 @@ class MarketUpdate(Record):
         return self
 
 
+class ClaimPosition(Record):
+    """An open position of a bankrupt account, as ADL would close it."""
+
+    instrument: str = Field(min_length=1)
+    qty: float
+    mark: Positive
+    unit_value: Positive
+
+
 class InsuranceClaim(Record):
-    """A bankrupt account's claim on the fund (deficit = -E, USD)."""
+    """A bankrupt account's claim on the fund (deficit = -E, USD) and its open positions."""
 
     claim_id: str
     account: str
     deficit: Positive
+    positions: list[ClaimPosition] = Field(default_factory=list)
+    ts: Timestamp
+
+
+class LiquidationFee(Record):
+    """A liquidation fee owed to the insurance fund (from a LIQUIDATION fill)."""
+
+    fee_id: str = Field(min_length=1)
+    account: str = Field(min_length=1)
+    amount: Positive
+    fill_id: str = Field(min_length=1)
     ts: Timestamp
 
 
@@ -475,6 +499,7 @@ class AdlCandidate(Record):
     instrument: str
     qty: float
     rank_score: float
+    partition: int = -1
     ts: Timestamp
 
     @model_validator(mode="after")

@@ -55,6 +55,11 @@ CATALOG: dict[str, TopicRecord] = {
     # Internal.
     "market-broadcast": TopicRecord("market_update", r.MarketUpdate),
     "insurance-claims": TopicRecord(
-        "insurance_claim", r.InsuranceClaim, (RecordType("adl_candidate", r.AdlCandidate),)
+        "insurance_claim",
+        r.InsuranceClaim,
+        (
+            RecordType("adl_candidate", r.AdlCandidate),
+            RecordType("liquidation_fee", r.LiquidationFee),
+        ),
     ),
 }

@@ -159,6 +159,8 @@ def test_states_follow_equity() -> None:
     assert liq["state"] == "LIQUIDATION"
     bankrupt = margin([], {"USDC": -1_000.0})
     assert bankrupt["state"] == "BANKRUPT"
+    underwater = margin([("BTC-PERPETUAL", 1.0, 120_000.0)], {"USDC": 10_000.0})
+    assert underwater["equity"] < 0 and underwater["state"] == "BANKRUPT"
 
 
 def test_mm_is_the_spec_fractions_of_risk_and_liquidity() -> None:

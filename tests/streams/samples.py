@@ -140,6 +140,8 @@ SAMPLES: dict[str, r.Record] = {
         qty=0.5,
         price=90_000.0,
         counterparty_account="acct-1",
+        amount=125.5,
+        claim_id="k-1",
         ts=TS,
     ),
     "solvency-proofs": r.SolvencyProof(
@@ -171,16 +173,28 @@ SAMPLES: dict[str, r.Record] = {
         seq=5,
         ts=TS,
     ),
-    "insurance-claims": r.InsuranceClaim(claim_id="k-1", account="acct-1", deficit=12.5, ts=TS),
+    "insurance-claims": r.InsuranceClaim(
+        claim_id="k-1",
+        account="acct-1",
+        deficit=12.5,
+        positions=[
+            r.ClaimPosition(instrument="BTC-PERPETUAL", qty=-2.0, mark=90_000.0, unit_value=1.0)
+        ],
+        ts=TS,
+    ),
 }
 
 ADL_CANDIDATE = r.AdlCandidate(
-    account="acct-3", instrument="BTC-PERPETUAL", qty=-2.0, rank_score=3.25, ts=TS
+    account="acct-3", instrument="BTC-PERPETUAL", qty=-2.0, rank_score=3.25, partition=3, ts=TS
 )
 
 ALL_SAMPLES: list[tuple[str, r.Record]] = [
     *SAMPLES.items(),
     ("insurance-claims", ADL_CANDIDATE),
+    (
+        "insurance-claims",
+        r.LiquidationFee(fee_id="fee-1", account="acct-1", amount=4.5, fill_id="f-9", ts=TS),
+    ),
     (
         "market-broadcast",
         r.MarketUpdate(

@@ -1,0 +1,1 @@
+"""The matching-engine simulator: executes liquidation and ADL orders and publishes the fills."""

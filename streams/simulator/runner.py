@@ -1,0 +1,102 @@
+"""The simulator on Kafka: publish a market, execute the orders that come back, publish fills.
+
+``SimulatorLoop.publish`` produces inputs (and follows the market records itself, as a venue
+would); ``pump`` consumes liquidation and ADL orders until the topics are quiet, executes each
+once on the matching engine and produces the fills, flagged LIQUIDATION or ADL, at the loop's
+event time. Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+from datetime import datetime, timedelta
+
+from confluent_kafka import Consumer
+
+from infra.settings import Settings
+from streams.codec import AvroCodec, CodecError, codec_from_settings
+from streams.kafka_io import flush, make_producer, produce
+from streams.records import AdlOrder, LiquidationOrder, Record
+from streams.simulator.matching import MatchingEngine
+
+MARKET_TOPICS = ("oracle-prices", "book-depth", "vol-surfaces", "instruments")
+ORDER_TOPICS = ("liquidations", "adl")
+
+
+class SimulatorLoop:
+    """A producer of inputs and fills, a consumer of orders, and the matching engine."""
+
+    def __init__(self, settings: Settings, codec: AvroCodec | None = None) -> None:
+        self.settings = settings
+        self.codec = codec or codec_from_settings(settings)
+        self.producer = make_producer(settings)
+        self.consumer = Consumer(
+            {
+                **settings.kafka_client_config(),
+                "group.id": f"spma-simulator-{uuid.uuid4().hex[:8]}",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": True,
+                "session.timeout.ms": 6000,
+                "heartbeat.interval.ms": 1000,
+                "log_level": 3,
+            }
+        )
+        self.consumer.subscribe([settings.topic(t) for t in ORDER_TOPICS])
+        self.engine = MatchingEngine()
+        self.clock: datetime | None = None
+        self.stats: Counter[str] = Counter()
+
+    def publish(self, items: list[tuple[str, str, Record]]) -> None:
+        """Produce inputs (following market records and the event clock) and wait for acks."""
+        for n, (topic, key, record) in enumerate(items):
+            if topic in MARKET_TOPICS:
+                self.engine.on_market(record, f"sim:{topic}:{n}")
+            ts = getattr(record, "ts", None)
+            if ts is not None and (self.clock is None or ts > self.clock):
+                self.clock = ts
+            produce(self.producer, self.codec, self.settings, topic, key, record)
+        flush(self.producer)
+
+    def pump(self, quiet_s: float = 3.0, timeout_s: float = 120.0) -> int:
+        """Execute orders until none came for quiet_s (bounded by timeout_s); orders seen."""
+        deadline = time.monotonic() + timeout_s
+        last = time.monotonic()
+        seen = 0
+        while time.monotonic() < deadline and time.monotonic() - last < quiet_s:
+            msgs = [m for m in self.consumer.consume(500, timeout=0.3) if m.error() is None]
+            if not msgs:
+                continue
+            last = time.monotonic()
+            seen += len(msgs)
+            fills = []
+            for msg in msgs:
+                fills += self._execute(msg.topic(), msg.value())
+            self.publish(fills)
+        return seen
+
+    def _execute(self, topic: str, value: bytes) -> list[tuple[str, str, Record]]:
+        """The fills of one order message (none for an undecodable one, counted)."""
+        logical = topic.removeprefix(self.settings.topic_prefix)
+        try:
+            order = self.codec.decode(logical, value)
+        except CodecError:
+            self.stats["bad_orders"] += 1
+            return []
+        ts = (self.clock or datetime.now().astimezone()) + timedelta(milliseconds=1)
+        self.clock = ts
+        if isinstance(order, LiquidationOrder):
+            execution = self.engine.execute_liquidation(order, ts)
+            self.stats["liquidation_orders"] += 1
+        else:
+            assert isinstance(order, AdlOrder)
+            execution = self.engine.execute_adl(order, ts)
+            self.stats["adl_orders"] += 1
+        self.stats["fills"] += len(execution.fills)
+        return [("fills", f.account, f) for f in execution.fills]
+
+    def close(self) -> None:
+        """Leave the group and flush."""
+        self.consumer.close()
+        flush(self.producer)

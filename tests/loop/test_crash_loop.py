@@ -1,0 +1,151 @@
+"""The closed loop on the embedded broker: a BTC crash, liquidations, the fund and ADL.
+
+A real worker process runs the account, market and fund agents; the simulator plays the market
+(BTC -35% over a simulated hour, ETH and SOL following, books thinning to a tenth) and the
+matching engine for the orders that come back. After the loop settles: every account that
+breached MM got orders, none is left below MM with positions, the fund's events reconcile to the
+cent, and no fill was applied twice.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from engine.insurance import to_cents
+from streams import records as r
+from streams.demo.exchange import Exchange
+from streams.simulator.runner import SimulatorLoop
+from tests.streams.worker_harness import Collector, running
+
+ACCOUNTS = int(os.environ.get("SPMA_LOOP_ACCOUNTS", "2000"))
+STEPS = 12  # five simulated minutes each
+OUTPUTS = (
+    "margin-status",
+    "liquidations",
+    "insurance-fund",
+    "insurance-claims",
+    "adl",
+    "fills",
+    "collateral",
+    "dlq",
+)
+
+
+def _seed(start: datetime) -> Exchange:
+    """Listing, the market, the accounts (every 17th over-leveraged), and a few reckless longs
+    (2% margin) that the first leg of the crash makes bankrupt with their positions open."""
+    ex = Exchange(start)
+    ex.list_instruments()
+    ex.publish_market()
+    ex.open_accounts(ACCOUNTS)
+    btc = ex.prices["BTC"]
+    for i in range(max(5, ACCOUNTS // 200)):
+        ex.deposit(f"gap-{i:03d}", "USDC", 0.02 * btc)
+        ex.fill(f"gap-{i:03d}", "BTC-PERPETUAL", 1.0, btc)
+    return ex
+
+
+def _step(ex: Exchange, k: int) -> list[tuple[str, str, r.Record]]:
+    """The market after step k of the crash: prices down, books thinner, vols up."""
+    mark = len(ex.inputs)
+    ex.tick(300_000)
+    btc = 0.65 ** (1 / STEPS)
+    ex.move(
+        {"BTC": btc, "ETH": btc**0.9, "SOL": btc**1.1},
+        depth_factor=1.0 - 0.9 * (k + 1) / STEPS,
+        vol_level=1.0 + 0.8 * (k + 1) / STEPS,
+    )
+    return ex.inputs[mark:]
+
+
+def _hold(ex: Exchange) -> list[tuple[str, str, r.Record]]:
+    """The same market two minutes later (liquidations repeat after a minute of event time)."""
+    mark = len(ex.inputs)
+    ex.tick(120_000)
+    ex.move({}, depth_factor=ex.depth_factor, vol_level=1.8)
+    return ex.inputs[mark:]
+
+
+def _last_status(out: Collector) -> dict[str, Any]:
+    """The last status of each account."""
+    last: dict[str, Any] = {}
+    for s in out.decoded("margin-status"):
+        last[s.account] = s  # type: ignore[attr-defined]
+    return last
+
+
+def test_crash_closes_the_loop(kafka_bootstrap: str, tmp_path: Path) -> None:
+    start = datetime.now(tz=UTC).replace(microsecond=0) - timedelta(hours=2)
+    ex = _seed(start)
+    with running(kafka_bootstrap, tmp_path) as h:
+        out = h.collect(OUTPUTS)
+        sim = SimulatorLoop(h.settings, h.codec)
+        try:
+            sim.publish(ex.inputs)
+            out.wait(
+                lambda c: len({s.account for s in c.decoded("margin-status")}) >= ACCOUNTS,  # type: ignore[attr-defined]
+                timeout_s=240,
+                what="every account's first status",
+            )
+            for k in range(STEPS):
+                sim.publish(_step(ex, k))
+                sim.pump(quiet_s=4.0, timeout_s=240)
+            for _ in range(8):
+                sim.publish(_hold(ex))
+                if sim.pump(quiet_s=5.0, timeout_s=240) == 0:
+                    break
+            out.settle(quiet_s=6.0, timeout_s=240)
+        finally:
+            sim.close()
+        _check(out, sim)
+        out.close()
+
+
+def _check(out: Collector, sim: SimulatorLoop) -> None:
+    statuses = out.decoded("margin-status")
+    orders = out.decoded("liquidations")
+    events = out.decoded("insurance-fund")
+    claims = [c for c in out.decoded("insurance-claims") if isinstance(c, r.InsuranceClaim)]
+    adl = out.decoded("adl")
+    fills = out.decoded("fills")
+    assert not out.records["dlq"], [d.detail for d in out.decoded("dlq")]  # type: ignore[attr-defined]
+
+    breached = {s.account for s in statuses if s.state.value in ("LIQUIDATION", "BANKRUPT")}  # type: ignore[attr-defined]
+    assert len(breached) >= ACCOUNTS // 20, "the crash should push many accounts below MM"
+    ordered = {o.account for o in orders} | {c.account for c in claims}  # type: ignore[attr-defined]
+    assert breached <= ordered, sorted(breached - ordered)[:10]
+
+    last = _last_status(out)
+    below = [
+        (a, s.state.value, s.equity_mm, s.mm)
+        for a, s in last.items()
+        if s.mm > 0 and s.equity_mm < s.mm
+    ]
+    assert not below, below[:10]
+
+    # the fund reconciles to the cent
+    by_kind: Counter[str] = Counter()
+    for e in events:
+        by_kind[e.kind.value] += to_cents(e.amount)  # type: ignore[attr-defined]
+    balance = to_cents(events[-1].balance_after) if events else 0  # type: ignore[attr-defined]
+    assert balance == by_kind["FEE"] - by_kind["PAYOUT"]
+    deficits = sum(to_cents(c.deficit) for c in claims)
+    adl_cents = sum(to_cents(o.amount) for o in adl)  # type: ignore[attr-defined]
+    assert deficits == by_kind["PAYOUT"] + by_kind["SHORTFALL"]
+    assert by_kind["SHORTFALL"] == adl_cents
+    assert by_kind["FEE"] > 0
+    assert claims and adl, "the reckless longs go bankrupt and ADL closes them"
+
+    # no fill applied twice: every fill id once on the topic, none refused as a duplicate
+    ids = Counter(f.fill_id for f in fills)  # type: ignore[attr-defined]
+    assert max(ids.values()) == 1
+    liquidation_fills = [f for f in fills if f.liquidity.value == "LIQUIDATION"]  # type: ignore[attr-defined]
+    assert liquidation_fills and sim.stats["liquidation_orders"] == len(orders)
+    print(
+        f"\nloop: {len(breached)} breached, {len(orders)} orders, {len(liquidation_fills)} "
+        f"liquidation fills, {len(claims)} claims, {len(adl)} ADL orders, fund {balance / 100:.2f}"
+    )
