@@ -145,7 +145,8 @@ def plan_adl(
     bankruptcy_price: float,
     candidates: Sequence[RankedPosition],
 ) -> list[AdlReduction]:
-    """Reduce opposite-side positions, highest score first, until the shortfall is absorbed.
+    """Reduce opposite-side positions, highest score first, until the bankrupt quantity is
+    closed (with a zero shortfall, at the mark: amounts 0).
 
     Each reduction closes counterparty quantity at the bankruptcy price; the amount absorbed is
     the profit the counterparty forgoes, in proportion to the bankrupt position closed. The last
@@ -158,7 +159,7 @@ def plan_adl(
     per_unit = shortfall_cents / max(abs(bankrupt_qty), 1e-12)
     out: list[AdlReduction] = []
     for cand in ranked:
-        if remaining <= 0 or remaining_qty <= 1e-12:
+        if remaining_qty <= 1e-12:
             break
         take = min(abs(cand.qty), remaining_qty)
         amount = (

@@ -14,7 +14,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-COMMANDS = ("broker", "topics", "margin", "demo", "worker")
+COMMANDS = ("broker", "topics", "margin", "demo", "worker", "simulate", "prove", "verify")
 
 
 def _register_all() -> None:

@@ -37,7 +37,7 @@ from streams.records import (
 
 YEAR_SECONDS = DAYS_PER_YEAR * 86400.0
 BISECTION_STEPS = 40
-DUST = 1e-9  # a fraction of the order below which nothing trades
+DUST = 1e-6  # a fraction of the order below which nothing trades
 
 
 @dataclass

@@ -17,12 +17,12 @@ from typing import Any
 
 from engine.insurance import to_cents
 from streams import records as r
-from streams.demo.exchange import Exchange
 from streams.simulator.runner import SimulatorLoop
+from streams.simulator.scenario import CrashScenario
 from tests.streams.worker_harness import Collector, running
 
 ACCOUNTS = int(os.environ.get("SPMA_LOOP_ACCOUNTS", "2000"))
-STEPS = 12  # five simulated minutes each
+SCENARIO = CrashScenario(accounts=ACCOUNTS, crash=0.35, steps=12, step_s=300.0, depth_floor=0.1)
 OUTPUTS = (
     "margin-status",
     "liquidations",
@@ -35,41 +35,6 @@ OUTPUTS = (
 )
 
 
-def _seed(start: datetime) -> Exchange:
-    """Listing, the market, the accounts (every 17th over-leveraged), and a few reckless longs
-    (2% margin) that the first leg of the crash makes bankrupt with their positions open."""
-    ex = Exchange(start)
-    ex.list_instruments()
-    ex.publish_market()
-    ex.open_accounts(ACCOUNTS)
-    btc = ex.prices["BTC"]
-    for i in range(max(5, ACCOUNTS // 200)):
-        ex.deposit(f"gap-{i:03d}", "USDC", 0.02 * btc)
-        ex.fill(f"gap-{i:03d}", "BTC-PERPETUAL", 1.0, btc)
-    return ex
-
-
-def _step(ex: Exchange, k: int) -> list[tuple[str, str, r.Record]]:
-    """The market after step k of the crash: prices down, books thinner, vols up."""
-    mark = len(ex.inputs)
-    ex.tick(300_000)
-    btc = 0.65 ** (1 / STEPS)
-    ex.move(
-        {"BTC": btc, "ETH": btc**0.9, "SOL": btc**1.1},
-        depth_factor=1.0 - 0.9 * (k + 1) / STEPS,
-        vol_level=1.0 + 0.8 * (k + 1) / STEPS,
-    )
-    return ex.inputs[mark:]
-
-
-def _hold(ex: Exchange) -> list[tuple[str, str, r.Record]]:
-    """The same market two minutes later (liquidations repeat after a minute of event time)."""
-    mark = len(ex.inputs)
-    ex.tick(120_000)
-    ex.move({}, depth_factor=ex.depth_factor, vol_level=1.8)
-    return ex.inputs[mark:]
-
-
 def _last_status(out: Collector) -> dict[str, Any]:
     """The last status of each account."""
     last: dict[str, Any] = {}
@@ -80,7 +45,7 @@ def _last_status(out: Collector) -> dict[str, Any]:
 
 def test_crash_closes_the_loop(kafka_bootstrap: str, tmp_path: Path) -> None:
     start = datetime.now(tz=UTC).replace(microsecond=0) - timedelta(hours=2)
-    ex = _seed(start)
+    ex = SCENARIO.seed(start)
     with running(kafka_bootstrap, tmp_path) as h:
         out = h.collect(OUTPUTS)
         sim = SimulatorLoop(h.settings, h.codec)
@@ -91,11 +56,11 @@ def test_crash_closes_the_loop(kafka_bootstrap: str, tmp_path: Path) -> None:
                 timeout_s=240,
                 what="every account's first status",
             )
-            for k in range(STEPS):
-                sim.publish(_step(ex, k))
+            for k in range(SCENARIO.steps):
+                sim.publish(SCENARIO.step(ex, k))
                 sim.pump(quiet_s=4.0, timeout_s=240)
             for _ in range(8):
-                sim.publish(_hold(ex))
+                sim.publish(SCENARIO.hold(ex))
                 if sim.pump(quiet_s=5.0, timeout_s=240) == 0:
                     break
             out.settle(quiet_s=6.0, timeout_s=240)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from streams import records as r
 from streams.market_state import MarketState
 from streams.processor import AccountProcessor, InputRef, Output
@@ -93,3 +95,70 @@ def test_replayed_and_duplicate_inputs() -> None:
     else:
         raise AssertionError("a duplicate fill id was applied")
     assert proc.records["x"].positions["BTC-PERPETUAL"].qty == 1.0
+
+
+def test_a_liquidation_fill_owes_its_fee_to_the_fund() -> None:
+    proc, _ = _setup()
+    fill = r.Fill(
+        fill_id="liq-1",
+        account="x",
+        instrument="BTC-PERPETUAL",
+        side="SELL",
+        qty=0.5,
+        price=99_000.0,
+        fee=247.5,
+        liquidity="LIQUIDATION",
+        ts=T0 + timedelta(seconds=1),
+    )
+    out = proc.on_fill(fill, InputRef("fills", 0, 2))
+    (fee,) = [o.record for o in out if o.topic == "insurance-claims"]
+    assert isinstance(fee, r.LiquidationFee)
+    assert (fee.fee_id, fee.amount, fee.account) == ("fee-liq-1", 247.5, "x")
+    assert proc.records["x"].positions["BTC-PERPETUAL"].qty == 0.5
+
+
+def test_a_gap_below_zero_equity_claims_the_deficit_once_with_the_positions() -> None:
+    proc, market = _setup()
+    out = _market(proc, market, 75_000.0, T0 + timedelta(seconds=1))
+    claims = [o.record for o in out if isinstance(o.record, r.InsuranceClaim)]
+    (claim,) = claims
+    status = [o.record for o in out if o.topic == "margin-status"][-1]
+    assert status.state.value == "BANKRUPT"  # type: ignore[attr-defined]
+    assert claim.deficit == pytest.approx(-status.equity)  # type: ignore[attr-defined]
+    assert [(p.instrument, p.qty, p.mark) for p in claim.positions] == [
+        ("BTC-PERPETUAL", 1.0, 75_000.0)
+    ]
+    assert not [o for o in out if o.topic == "liquidations"]  # past bankruptcy: no book orders
+    again = _market(proc, market, 74_000.0, T0 + timedelta(seconds=2))
+    assert not [o for o in again if isinstance(o.record, r.InsuranceClaim)]
+
+
+def test_profitable_positions_are_published_as_adl_candidates_once_per_interval() -> None:
+    proc, market = _setup()
+    proc.on_transfer(
+        r.CollateralTransfer(
+            transfer_id="d2", account="y", asset="USDC", amount=50_000.0, kind="DEPOSIT", ts=T0
+        ),
+        InputRef("collateral", 0, 2),
+    )
+    proc.on_fill(
+        r.Fill(
+            fill_id="g",
+            account="y",
+            instrument="BTC-PERPETUAL",
+            side="SELL",
+            qty=2.0,
+            price=100_000.0,
+            liquidity="TAKER",
+            ts=T0,
+        ),
+        InputRef("fills", 0, 2),
+    )
+    _market(proc, market, 98_000.0, T0 + timedelta(seconds=3))  # the mark moves
+    out = _market(proc, market, 98_000.0, T0 + timedelta(seconds=10))
+    (cand,) = [o.record for o in out if isinstance(o.record, r.AdlCandidate)]
+    assert (cand.account, cand.qty, cand.partition) == ("y", -2.0, 0)
+    # profit ratio x effective leverage: 4,000 / 50,000 x 196,000 / 54,000
+    assert cand.rank_score == pytest.approx(4_000 / 50_000 * 196_000 / 54_000, rel=1e-6)
+    soon = _market(proc, market, 97_000.0, T0 + timedelta(seconds=11))
+    assert not [o for o in soon if isinstance(o.record, r.AdlCandidate)]
