@@ -237,6 +237,8 @@ class AdlParams(_Frozen):
     candidates_per_side: int = Field(20, ge=1)
     candidate_interval_s: float = Field(5.0, gt=0)
     claim_repeat_s: float = Field(60.0, gt=0)
+    pending_timeout_s: float = Field(30.0, gt=0)
+    takeover_slippage: float = Field(0.5, gt=0, lt=1)
 
 
 class DynamicMarginParams(_Frozen):

@@ -238,11 +238,16 @@ class Worker:
         """The fund's single owner: fees, ADL candidates and claims, in order."""
         value = self.codec.decode("insurance-claims", event.message.value)
         owner = self.fund_owner()
+        adl = self.market.params.adl
+        owner.pending_timeout_s, owner.takeover_slippage = (
+            adl.pending_timeout_s,
+            adl.takeover_slippage,
+        )
         if isinstance(value, AdlCandidate):
             owner.on_candidate(value)
             outputs = owner.retry() if owner.pending else []
         elif isinstance(value, LiquidationFee):
-            outputs = owner.on_fee(value)
+            outputs = owner.on_fee(value) + (owner.retry() if owner.pending else [])
         else:
             assert isinstance(value, InsuranceClaim)
             outputs = owner.on_claim(value)

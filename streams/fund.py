@@ -8,9 +8,11 @@ top-ranked opposite positions at the bankruptcy price, each reduction's amount b
 counterparty gives up against the mark. The shortfall is split over the positions by notional,
 to the cent, so that deficits = payouts + ADL amounts. What no candidate covers yet waits in
 ``pending`` and is closed as new batches arrive (a claim may reach the owner before the
-counterparties' partitions publish); only a claim with no position left to close and a fund too
-small for it is ``uncovered``, counted and never hidden. A claim's positions are closed by ADL
-even when the fund covers it all (at the mark, amount 0): the fund never holds positions.
+counterparties' partitions publish); a position no counterparty covers within
+``pending_timeout_s`` of event time goes to the book as a BANKRUPTCY order, and its share, like a
+deficit with no position left and no fund to pay it, is ``uncovered``: counted, never hidden.
+A claim's positions are closed by ADL even when the fund covers it all (at the mark, amount 0):
+the fund never holds positions.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from streams.records import (
     InsuranceClaim,
     InsuranceFundEvent,
     LiquidationFee,
+    LiquidationOrder,
     Side,
     TransferKind,
 )
@@ -63,6 +66,9 @@ class FundOwner:
     fund: InsuranceFund = field(default_factory=InsuranceFund)
     batches: dict[int, tuple[float, list[Candidate]]] = field(default_factory=dict)
     pending: list[_Pending] = field(default_factory=list)
+    pending_timeout_s: float = 30.0
+    takeover_slippage: float = 0.5
+    now: float = 0.0
     fees_cents: int = 0
     deficits_cents: int = 0
     payouts_cents: int = 0
@@ -73,6 +79,7 @@ class FundOwner:
 
     def on_fee(self, fee: LiquidationFee) -> list[Output]:
         """Take a liquidation fee once; its FEE event."""
+        self.now = max(self.now, fee.ts.timestamp())
         event = self.fund.fee(fee.amount, fee.account, fee.fee_id)
         if event is None:
             return []
@@ -82,6 +89,7 @@ class FundOwner:
     def on_candidate(self, cand: AdlCandidate) -> None:
         """Keep a partition's latest batch of candidates (a newer batch replaces it)."""
         ts = cand.ts.timestamp()
+        self.now = max(self.now, ts)
         current = self.batches.get(cand.partition)
         if current is None or ts > current[0]:
             current = (ts, [])
@@ -92,6 +100,7 @@ class FundOwner:
 
     def on_claim(self, claim: InsuranceClaim) -> list[Output]:
         """Pay what the fund can, ADL the rest; the events, the payout and the ADL orders."""
+        self.now = max(self.now, claim.ts.timestamp())
         result = self.fund.claim(claim.deficit, claim.account, claim.claim_id)
         if not result.events:
             return []
@@ -159,7 +168,9 @@ class FundOwner:
         pool = self._opposite(position)
         covered = min(abs(position.qty), sum(abs(c.qty) for c in pool))
         if covered <= 1e-12:
-            return [], item
+            if self.now - claim.ts.timestamp() < self.pending_timeout_s:
+                return [], item
+            return [self._takeover(item)], None
         sign = 1.0 if position.qty > 0 else -1.0
         price = position.mark + sign * share / 100.0 / (covered * position.unit_value)
         price = max(price, position.mark * 1e-6)  # a short is never bought back at or below 0
@@ -191,6 +202,27 @@ class FundOwner:
             return outputs, None
         rest = position.model_copy(update={"qty": sign * left_qty})
         return outputs, _Pending(claim, rest, 0, item.sequence)
+
+    def _takeover(self, item: _Pending) -> Output:
+        """No counterparty came in time: the fund hands the position to the book (a BANKRUPTCY
+        order, limit wide of the mark); its share of the shortfall is uncovered, and the loss the
+        book makes comes back as a new claim once the position is closed."""
+        claim, position = item.claim, item.position
+        self.uncovered_cents += item.share_cents
+        sell = position.qty > 0
+        slip = self.takeover_slippage
+        order = LiquidationOrder(
+            order_id=_id("takeover", claim.claim_id, position.instrument, item.sequence),
+            account=claim.account,
+            instrument=position.instrument,
+            side=Side.SELL if sell else Side.BUY,
+            qty=abs(position.qty),
+            limit_price=position.mark * ((1.0 - slip) if sell else (1.0 + slip)),
+            reason="BANKRUPTCY",
+            sequence=item.sequence,
+            ts=claim.ts,
+        )
+        return Output("liquidations", claim.account, order)
 
     def _opposite(self, position: ClaimPosition) -> list[Candidate]:
         """Candidates on the other side of a position in its instrument, from every partition."""
@@ -235,6 +267,7 @@ class FundOwner:
                 ]
                 for p in self.pending
             ],
+            "now": self.now,
             "totals": [
                 self.fees_cents,
                 self.deficits_cents,
@@ -257,6 +290,7 @@ class FundOwner:
             for c, p, s, n in data.get("pending", [])
         ]
         owner = cls(data["currency"], data["settlement_asset"], fund, batches, pending)
+        owner.now = float(data.get("now", 0.0))
         (
             owner.fees_cents,
             owner.deficits_cents,

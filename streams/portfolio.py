@@ -54,6 +54,7 @@ class PortfolioRecord:
     liquidation_sequence: int = 0
     claim_ts: float | None = None
     claim_sequence: int = 0
+    claimed: list[str] = field(default_factory=list)
     status_sequence: int = 0
     last_ratio: float | None = None
     partition: int = -1
@@ -100,6 +101,7 @@ class PortfolioRecord:
             "liquidation_sequence": self.liquidation_sequence,
             "claim_ts": self.claim_ts,
             "claim_sequence": self.claim_sequence,
+            "claimed": self.claimed,
             "status_sequence": self.status_sequence,
             "last_ratio": self.last_ratio,
             "partition": self.partition,
@@ -121,6 +123,7 @@ class PortfolioRecord:
             liquidation_sequence=data.get("liquidation_sequence", 0),
             claim_ts=data.get("claim_ts"),
             claim_sequence=data.get("claim_sequence", 0),
+            claimed=list(data.get("claimed", [])),
             status_sequence=data.get("status_sequence", 0),
             last_ratio=data.get("last_ratio"),
             partition=data.get("partition", -1),

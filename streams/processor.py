@@ -348,7 +348,7 @@ class AccountProcessor:
         repeat = self.market.params.status.margin_call_repeat_s
         if record.liquidation_ts is not None and now - record.liquidation_ts < repeat:
             return []
-        if self._depends_on_stale(record):
+        if self._claim_outstanding(record) or self._depends_on_stale(record):
             return []
         plan = LiquidationPlanner(self.book).plan(record.account)
         if not plan.orders:
@@ -388,13 +388,14 @@ class AccountProcessor:
         repeat = self.market.params.adl.claim_repeat_s
         if record.claim_ts is not None and now - record.claim_ts < repeat:
             return []
-        if self._depends_on_stale(record):
+        if self._claim_outstanding(record) or self._depends_on_stale(record):
             return []
         deficit = -float(status.equity)  # type: ignore[attr-defined]
         if deficit <= 0.0:
             return []
         record.claim_ts = now
         record.claim_sequence += 1
+        record.claimed = sorted(record.positions)
         positions = []
         for name, pos in sorted(record.positions.items()):
             price = trade_price(self.book, self.book.instrument(name))
@@ -418,6 +419,12 @@ class AccountProcessor:
             ts=ts,
         )
         return [Output("insurance-claims", record.account, claim)]
+
+    @staticmethod
+    def _claim_outstanding(record: PortfolioRecord) -> bool:
+        """True while a position the last claim handed to ADL is still open: its ADL fills are
+        on their way, so neither a new claim nor a liquidation may close it a second time."""
+        return any(name in record.positions for name in record.claimed)
 
     def _depends_on_stale(self, record: PortfolioRecord) -> bool:
         """True when a position's underlying or a coin held is STALE."""

@@ -2,42 +2,73 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 import pytest
 
 from streams.demo.session import run_demo
 
 pytestmark = pytest.mark.broker
 ROOT = Path(__file__).resolve().parents[1]
+PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def test_demo_session_on_the_shared_broker(kafka_bootstrap: str, unique_prefix: str) -> None:
+def test_demo_session_on_the_shared_broker(
+    kafka_bootstrap: str, unique_prefix: str, tmp_path: Path
+) -> None:
     result = run_demo(
-        accounts=40,
+        accounts=60,
         partitions=3,
-        deadline_s=120,
+        deadline_s=150,
+        report_root=tmp_path,
         log=lambda *_: None,
         bootstrap=kafka_bootstrap,
         topic_prefix=unique_prefix,
     )
-    assert result.rejected == 0
-    assert sum(result.states.values()) == 40
-    assert result.statuses >= 40
+    assert result.accounts == 63  # 60 of the five kinds and 3 reckless longs
+    assert sum(result.states.values()) == result.accounts
+    assert result.counts.get("dlq", 0) == 0
     assert result.prices["BTC"] < 100_000.0
-    assert result.states["LIQUIDATION"] + result.states["MARGIN_CALL"] > 0
+    assert result.counts["liquidations"] > 0 and result.simulator["fills"] > 0
     assert result.states["HEALTHY"] > 0
+    # the report: a real PNG and the counts as JSON, matching the result
+    assert result.report.parent == tmp_path
+    chart = (result.report / "chart.png").read_bytes()
+    assert chart.startswith(PNG) and len(chart) > 10_000
+    counts = orjson.loads((result.report / "counts.json").read_bytes())
+    assert counts["counts"]["liquidations"] == result.counts["liquidations"]
+    assert counts["final_states"] == result.states
+    worst = orjson.loads((result.report / "worst_cases.json").read_bytes())
+    assert worst and {"account", "state", "equity", "mm"} <= set(worst[0])
+    phases = [p.label for p in result.timeline]
+    assert phases[0] == "open" and "crash" in phases and "recovery" in phases
 
 
-def test_spma_demo_exits_0_with_a_summary() -> None:
+def test_spma_demo_exits_0_with_a_summary_naming_its_report(tmp_path: Path) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "infra.cli", "demo", "--accounts", "15", "--deadline", "100"],
+        [
+            sys.executable,
+            "-m",
+            "infra.cli",
+            "demo",
+            "--accounts",
+            "20",
+            "--deadline",
+            "120",
+            "--reports",
+            str(tmp_path),
+        ],
         capture_output=True,
         text=True,
         cwd=ROOT,
-        timeout=150,
+        timeout=170,
     )
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert "SPMA demo" in out.stdout and "margin-status records" in out.stdout
+    assert out.returncode == 0, out.stderr[-2000:] + out.stdout[-2000:]
+    assert "SPMA demo" in out.stdout and "liquidation orders" in out.stdout
+    folder = re.search(r"report: (\S+)/", out.stdout)
+    assert folder, out.stdout[-1000:]
+    assert (Path(folder.group(1)) / "chart.png").read_bytes().startswith(PNG)

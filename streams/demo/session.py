@@ -1,189 +1,214 @@
-"""The demo session: embedded broker, topics, a seeded exchange through Kafka and the engine.
+"""The demo: a stress scenario end to end on the embedded broker, a live view, and a report.
 
-Every input goes through the broker as Avro; the session reads the inputs back, runs the market
-state and one account processor per partition over them in order, sends the statuses and calls to
-their topics, reads those back and prints a summary. A hard deadline bounds every step.
+It starts the embedded broker (unless given one), creates the topics, starts a real `spma worker`
+process, seeds an exchange (BTC, ETH, SOL; perpetuals, futures and option chains; accounts of
+every kind) through Kafka, then plays a calm hour, a crash (BTC -30%, ETH and SOL following, vols
+spiking, books thinning to 15%) and a partial recovery in accelerated event time, with the
+simulator as the matching engine for liquidation and ADL orders. A live view follows the outputs;
+at the end a summary and a report folder (chart, worst cases, counts). Every wait is bounded by
+the deadline.
 """
 
 from __future__ import annotations
 
 import time
-from collections import Counter
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from infra.broker import EmbeddedBroker
 from infra.settings import Settings
 from infra.topics import create_topics
-from streams.codec import AvroCodec, CodecError, codec_from_settings
+from streams.codec import codec_from_settings
 from streams.demo.exchange import Exchange
-from streams.kafka_io import Received, drain, flush, make_producer, produce
-from streams.market_state import MarketState
-from streams.processor import AccountProcessor, InputRef, InputRejected, Output
-from streams.records import (
-    BookDepth,
-    CollateralTransfer,
-    Fill,
-    InstrumentRecord,
-    OraclePrice,
-    RiskParamsRecord,
-    VolSurfaceRecord,
-)
+from streams.demo.observer import Observer
+from streams.demo.report import write_report
+from streams.demo.worker import start_worker, stop_worker
+from streams.simulator.runner import SimulatorLoop
 
-INPUTS = ("instruments", "oracle-prices", "book-depth", "vol-surfaces", "collateral", "fills")
-PATH = [  # (BTC, ETH, SOL factor, depth factor, vol level) per step: calm, crash, recovery
-    (1.0, 1.0, 1.0, 1.0, 1.0),
-    (0.99, 0.99, 0.985, 1.0, 1.0),
-    (0.93, 0.94, 0.92, 0.6, 1.3),
-    (0.90, 0.91, 0.88, 0.3, 1.7),
-    (0.92, 0.93, 0.90, 0.15, 2.0),
-    (1.06, 1.05, 1.07, 0.4, 1.5),
-]
+
+@dataclass(frozen=True)
+class Leg:
+    """One step of the scenario: minutes of event time, price factors, depth and vol levels."""
+
+    phase: str
+    minutes: float
+    factors: dict[str, float]
+    depth: float
+    vol: float
+
+
+def _path() -> list[Leg]:
+    """A calm hour, a crash over half an hour, a partial recovery, and a quiet end."""
+    calm = [Leg("calm", 15, {"BTC": f, "ETH": f, "SOL": f}, 1.0, 1.0) for f in (1.002, 0.998)] * 2
+    down = 0.70 ** (1 / 6)
+    crash = [
+        Leg("crash", 5, {"BTC": down, "ETH": down**0.95, "SOL": down**1.1}, d, v)
+        for d, v in zip(
+            (0.8, 0.6, 0.45, 0.3, 0.2, 0.15), (1.2, 1.4, 1.6, 1.8, 2.0, 2.0), strict=True
+        )
+    ]
+    up = 1.12 ** (1 / 4)
+    recovery = [
+        Leg("recovery", 10, {"BTC": up, "ETH": up, "SOL": up**1.1}, d, v)
+        for d, v in zip((0.25, 0.4, 0.55, 0.7), (1.8, 1.6, 1.4, 1.3), strict=True)
+    ]
+    quiet = [Leg("settle", 2, {}, 0.7, 1.3)] * 2
+    return calm + crash + recovery + quiet
 
 
 @dataclass
 class DemoResult:
-    """What the session did."""
+    """What the demo did and where its report is."""
 
     accounts: int
     inputs: int
-    statuses: int
-    calls: int
-    orders: int
-    rejected: int
-    states: Counter[str] = field(default_factory=Counter)
-    prices: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, int]
+    states: dict[str, int]
+    prices: dict[str, float]
+    fund_balance: float
+    simulator: dict[str, int]
+    report: Path
     seconds: float = 0.0
+    timeline: list[Any] = field(default_factory=list)
 
-
-def seed_exchange(accounts: int, start: datetime) -> Exchange:
-    """The exchange's inputs: listing, market, accounts, then the price path."""
-    ex = Exchange(start)
-    ex.list_instruments()
-    ex.publish_market()
-    ex.open_accounts(accounts)
-    for btc, eth, sol, depth, vol in PATH:
-        ex.tick(60_000)
-        ex.move({"BTC": btc, "ETH": eth, "SOL": sol}, depth, vol)
-    return ex
-
-
-class Pipeline:
-    """The market state and one account processor per partition, applied in input order."""
-
-    def __init__(self, partitions: int) -> None:
-        self.market = MarketState()
-        self.processors = [AccountProcessor(p, MarketState()) for p in range(partitions)]
-        self.rejected: list[tuple[Received, str]] = []
-
-    def handle(self, topic: str, rec: Received, codec: AvroCodec) -> list[Output]:
-        """Decode one input and apply it; rejects are collected with the reason."""
-        try:
-            value = codec.decode(topic, rec.value)
-            return self._apply(topic, value, rec)
-        except (CodecError, InputRejected) as exc:
-            self.rejected.append((rec, str(exc)))
-            return []
-
-    def _apply(self, topic: str, value: Any, rec: Received) -> list[Output]:
-        """Market inputs go through the market state and are broadcast; others to the owner."""
-        ref = InputRef(rec.topic, rec.partition, rec.offset)
-        uid = f"{rec.topic}:{rec.partition}:{rec.offset}"
-        if isinstance(value, Fill | CollateralTransfer):
-            proc = self.processors[rec.partition % len(self.processors)]
-            if isinstance(value, Fill):
-                return proc.on_fill(value, ref)
-            return proc.on_transfer(value, ref)
-        handlers = {
-            OraclePrice: self.market.on_price,
-            BookDepth: self.market.on_depth,
-            VolSurfaceRecord: self.market.on_vol,
-            InstrumentRecord: self.market.on_instrument,
-            RiskParamsRecord: self.market.on_params,
+    def summary(self) -> dict[str, Any]:
+        """The figures of the summary, as data."""
+        return {
+            "accounts": self.accounts,
+            "inputs": self.inputs,
+            "seconds": round(self.seconds, 1),
+            "fund_balance": self.fund_balance,
+            "prices": self.prices,
+            "simulator": self.simulator,
         }
-        update = handlers[type(value)](value, uid)
-        if update is None:
-            return []
-        outputs: list[Output] = []
-        for proc in self.processors:
-            outputs += proc.on_market(update, ref)
-        return outputs
+
+
+View = Callable[[Observer, str, float, dict[str, float]], None]
 
 
 def run_demo(
-    accounts: int = 300,
+    accounts: int = 2000,
     partitions: int = 4,
     deadline_s: float = 170.0,
-    log: Any = print,
+    report_root: Path = Path("reports"),
+    view: View | None = None,
+    log: Callable[[str], Any] = print,
     bootstrap: str | None = None,
     topic_prefix: str = "spma.",
 ) -> DemoResult:
-    """The whole session (on a fresh embedded broker unless given one); bounded by a deadline."""
+    """The whole demo (on a fresh embedded broker unless given one), bounded by a deadline."""
     if bootstrap is not None:
         settings = Settings(
             bootstrap_servers=bootstrap, partitions=partitions, topic_prefix=topic_prefix
         )
-        return _session(settings, accounts, deadline_s, log)
+        return _session(settings, accounts, deadline_s, report_root, view, log)
     with EmbeddedBroker() as broker:
         log(f"embedded broker on {broker.bootstrap}")
         settings = Settings(
             bootstrap_servers=broker.bootstrap, partitions=partitions, topic_prefix=topic_prefix
         )
-        return _session(settings, accounts, deadline_s, log)
+        return _session(settings, accounts, deadline_s, report_root, view, log)
 
 
-def _session(settings: Settings, accounts: int, deadline_s: float, log: Any) -> DemoResult:
-    """Seed, produce, read back, process, publish and read the outputs."""
+def _session(
+    settings: Settings,
+    accounts: int,
+    deadline_s: float,
+    report_root: Path,
+    view: View | None,
+    log: Callable[[str], Any],
+) -> DemoResult:
+    """Topics, a worker, the seeded exchange, the scenario, the report."""
     started = time.monotonic()
-    partitions = settings.partitions
+    deadline = started + deadline_s
     create_topics(settings, timeout_s=30)
     codec = codec_from_settings(settings)
-    ex = seed_exchange(accounts, datetime.now(tz=UTC).replace(microsecond=0))
-    producer = make_producer(settings)
-    for topic, key, record in ex.inputs:
-        produce(producer, codec, settings, topic, key, record)
-    flush(producer)
-    log(f"produced {len(ex.inputs)} input records to {len(INPUTS)} topics")
-    remaining = deadline_s - (time.monotonic() - started)
-    received = drain(settings, INPUTS, timeout_s=remaining, expect=len(ex.inputs))
-    if len(received) < len(ex.inputs):
-        raise TimeoutError(f"read back {len(received)} of {len(ex.inputs)} inputs in time")
-    pipeline = Pipeline(partitions)
-    prefix = settings.topic_prefix
-    ordered = sorted(received, key=lambda m: _input_time(codec, m, prefix))
-    outputs: list[Output] = []
-    for rec in ordered:
-        outputs += pipeline.handle(rec.topic.removeprefix(settings.topic_prefix), rec, codec)
-    log(f"processed {len(ordered)} inputs: {len(outputs)} outputs")
-    for out in outputs:
-        produce(producer, codec, settings, out.topic, out.key, out.record)
-    flush(producer)
-    remaining = deadline_s - (time.monotonic() - started)
-    published = {out.topic for out in outputs}
-    sent = drain(settings, tuple(published), timeout_s=remaining, expect=len(outputs))
-    if len(sent) < len(outputs):
-        raise TimeoutError(f"read back {len(sent)} of {len(outputs)} outputs in time")
-    final = {}
-    for msg in sent:
-        if msg.topic == settings.topic("margin-status"):
-            status = codec.decode("margin-status", msg.value)
-            final[status.account] = status.state.value  # type: ignore[attr-defined]
-    return DemoResult(
-        accounts=accounts,
-        inputs=len(ordered),
-        statuses=sum(1 for m in sent if m.topic == settings.topic("margin-status")),
-        calls=sum(1 for m in sent if m.topic == settings.topic("margin-calls")),
-        orders=sum(1 for m in sent if m.topic == settings.topic("liquidations")),
-        rejected=len(pipeline.rejected),
-        states=Counter(final.values()),
+    folder = report_root / datetime.now(tz=UTC).strftime("demo-%Y%m%d-%H%M%S")
+    worker = start_worker(settings, f"spma-demo-{uuid.uuid4().hex[:8]}", folder / "logs")
+    observer = Observer(settings, codec)
+    loop = SimulatorLoop(settings, codec)
+    path = _path()
+    try:
+        scenario_s = sum(leg.minutes for leg in path) * 60.0
+        ex = Exchange(
+            datetime.now(tz=UTC).replace(microsecond=0) - timedelta(seconds=scenario_s + 900)
+        )
+        _seed(ex, accounts)
+        loop.publish(ex.inputs)
+        log(f"seeded {accounts:,} accounts: {len(ex.inputs):,} inputs through Kafka")
+        _wait_for_accounts(observer, worker, len(_accounts(ex)), deadline, folder)
+        observer.mark("open", 0.0, ex.prices)
+        minute = 0.0
+        for leg in path:
+            _check_alive(worker, folder)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the scenario did not finish within {deadline_s:g} s")
+            minute += leg.minutes
+            mark = len(ex.inputs)
+            ex.tick(int(leg.minutes * 60_000))
+            ex.move(leg.factors, leg.depth, leg.vol)
+            loop.publish(ex.inputs[mark:])
+            loop.pump(quiet_s=1.5, timeout_s=max(1.0, deadline - time.monotonic()))
+            observer.poll(0.5)
+            observer.mark(leg.phase, minute, ex.prices)
+            if view is not None:
+                view(observer, leg.phase, minute / (scenario_s / 60.0), ex.prices)
+        while observer.poll(2.0) and time.monotonic() < deadline:
+            pass
+        observer.mark("end", minute, ex.prices)
+    finally:
+        loop.consumer.close()
+        observer.close()
+        stop_worker(worker)
+    result = DemoResult(
+        accounts=len(_accounts(ex)),
+        inputs=len(ex.inputs) + loop.stats["fills"],
+        counts=dict(observer.counts),
+        states=observer.states(),
         prices=dict(ex.prices),
+        fund_balance=observer.fund_balance,
+        simulator=dict(loop.stats),
+        report=folder,
         seconds=time.monotonic() - started,
+        timeline=observer.timeline,
     )
+    write_report(folder, observer, result.summary())
+    return result
 
 
-def _input_time(codec: AvroCodec, rec: Received, prefix: str) -> tuple[float, str, int]:
-    """Sort key: the record's own timestamp, then its topic and offset."""
-    topic = rec.topic.removeprefix(prefix)
-    value = codec.decode(topic, rec.value)
-    return (value.ts.timestamp(), topic, rec.offset)  # type: ignore[attr-defined]
+def _seed(ex: Exchange, accounts: int) -> None:
+    """Listing, market, the accounts, and a few reckless longs the crash makes bankrupt."""
+    ex.list_instruments()
+    ex.publish_market()
+    ex.open_accounts(accounts)
+    btc = ex.prices["BTC"]
+    for i in range(max(3, accounts // 400)):
+        ex.deposit(f"gap-{i:03d}", "USDC", 0.03 * btc)
+        ex.fill(f"gap-{i:03d}", "BTC-PERPETUAL", 1.0, btc)
+
+
+def _accounts(ex: Exchange) -> set[str]:
+    """Every account the exchange opened."""
+    return {key for topic, key, _ in ex.inputs if topic in ("fills", "collateral")}
+
+
+def _wait_for_accounts(
+    observer: Observer, worker: Any, count: int, deadline: float, folder: Path
+) -> None:
+    """Until every account has a status (bounded by the deadline)."""
+    while len(observer.last) < count:
+        _check_alive(worker, folder)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{len(observer.last)} of {count} accounts had a status in time")
+        observer.poll(0.5)
+
+
+def _check_alive(worker: Any, folder: Path) -> None:
+    """Fail with the worker's log when it died."""
+    if worker.poll() is not None:
+        log = (folder / "logs" / "worker.log").read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"the worker exited with {worker.returncode}:\n{log}")

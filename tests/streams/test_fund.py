@@ -137,3 +137,18 @@ def test_deficits_equal_payouts_plus_adl_to_the_cent(
     assert sum(to_cents(d) for d in deficits) == paid + short
     assert short == adl and not owner.pending
     assert owner.fund.balance_cents == sum(to_cents(f) for f in fees) - paid
+
+
+def test_a_position_no_counterparty_takes_goes_to_the_book_after_the_timeout() -> None:
+    owner = FundOwner(pending_timeout_s=30.0, takeover_slippage=0.5)
+    owner.on_fee(_fee(1, 100.0))
+    topics = [o.topic for o in owner.on_claim(_claim("c1", 300.0))]
+    assert sorted(topics) == ["collateral", "insurance-fund", "insurance-fund"]
+    assert owner.pending
+    later = _fee(2, 1.0).model_copy(update={"ts": TS.replace(second=31)})
+    owner.on_fee(later)
+    (order,) = [o.record for o in owner.retry()]
+    assert isinstance(order, r.LiquidationOrder) and order.reason == "BANKRUPTCY"
+    assert (order.side.value, order.qty, order.limit_price) == ("SELL", 2.0, 30_000.0)
+    assert not owner.pending and owner.uncovered_cents == 20_000
+    assert owner.deficits_cents == owner.payouts_cents + owner.adl_cents + owner.uncovered_cents
