@@ -250,6 +250,13 @@ class DynamicMarginParams(_Frozen):
     max_daily_drop: float = Field(0.10, ge=0, lt=1)
 
 
+class ProofParams(_Frozen):
+    """Proof of liabilities (section 13): partitions publish a root per epoch of event time."""
+
+    enabled: bool = True
+    epoch_s: float = Field(3600.0, gt=0)
+
+
 class StatusParams(_Frozen):
     """When statuses and calls go out (streams.md, margin-model.md section 8)."""
 
@@ -281,6 +288,7 @@ class RiskParams(_Frozen):
     adl: AdlParams = Field(default_factory=AdlParams)
     dynamic: DynamicMarginParams = Field(default_factory=DynamicMarginParams)
     status: StatusParams = Field(default_factory=StatusParams)
+    proofs: ProofParams = Field(default_factory=ProofParams)
 
     @field_validator("psr")
     @classmethod

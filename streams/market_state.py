@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from engine.dynamic import PsrTracker
 from engine.instruments import Instrument, InstrumentTable
 from engine.market import AssetMarket, DepthCurve, MarketSnapshot, UnderlyingMarket, VolSurface
 from engine.oracle import MarkOracle, SourceQuote
@@ -63,6 +64,7 @@ class MarketState:
     forwarded: dict[str, tuple[float, float]] = field(default_factory=dict)
     as_of: float = 0.0
     seq: int = 0
+    psr: PsrTracker = field(default_factory=PsrTracker)
 
     def __post_init__(self) -> None:
         if self.oracle is None:
@@ -168,6 +170,8 @@ class MarketState:
             if update.ewma_vol:
                 vol = self.ewma.setdefault(und, EwmaVolatility(self.params.shortfall.ewma_lambda))
                 vol.daily_var = update.ewma_vol**2 / 365.0
+            if not self.is_asset_only(und):
+                self.psr.update(und, update.ewma_vol, epoch(update.ts), self.params)
         elif kind is MarketUpdateKind.DEPTH and update.depth:
             self.on_depth(update.depth, update.update_id)
         elif kind is MarketUpdateKind.VOL and update.vol:
@@ -176,6 +180,13 @@ class MarketState:
             self.on_instrument(update.instrument, update.update_id)
         elif kind is MarketUpdateKind.PARAMS and update.params:
             self.on_params(update.params, update.update_id)
+            self.refresh_psr()
+
+    def refresh_psr(self) -> None:
+        """Recompute every tracked effective PSR under the current parameters (new base PSR)."""
+        for und in list(self.psr.state):
+            ewma = self.ewma.get(und)
+            self.psr.update(und, ewma.annualised() if ewma else None, self.as_of, self.params)
 
     def is_asset_only(self, name: str) -> bool:
         """Stablecoins and the settlement currency are assets, not underlyings."""
@@ -236,6 +247,7 @@ def market_to_dict(state: MarketState) -> dict[str, object]:
         ],
         "as_of": state.as_of,
         "seq": state.seq,
+        "psr": state.psr.to_dict(),
     }
 
 
@@ -268,4 +280,5 @@ def market_from_dict(data: dict[str, object]) -> MarketState:
         )
     state.as_of = float(data["as_of"])  # type: ignore[arg-type]
     state.seq = int(data["seq"])  # type: ignore[call-overload]
+    state.psr = PsrTracker.from_dict(data.get("psr"))  # type: ignore[arg-type]
     return state
