@@ -37,6 +37,7 @@ from streams.records import (
     Side,
     TransferKind,
 )
+from streams.subaccounts import master_of, split_row
 
 FUND_KEY = "fund/{currency}"
 
@@ -129,15 +130,17 @@ class FundOwner:
 
     def _payout(self, claim: InsuranceClaim, cents: int) -> Output:
         """The payout, back to the account as an INSURANCE_PAYOUT collateral transfer."""
+        master, sub = split_row(claim.account)
         transfer = CollateralTransfer(
             transfer_id=_id("payout", claim.claim_id),
-            account=claim.account,
+            account=master,
+            sub_account=sub,
             asset=self.settlement_asset,
             amount=cents / 100.0,
             kind=TransferKind.INSURANCE_PAYOUT,
             ts=claim.ts,
         )
-        return Output("collateral", claim.account, transfer)
+        return Output("collateral", master, transfer)
 
     def _deleverage(self, claim: InsuranceClaim, shortfall_cents: int) -> list[Output]:
         """Close the claim's positions against ranked counterparties; the shortfall split."""
@@ -181,7 +184,7 @@ class FundOwner:
         outputs = [
             Output(
                 "adl",
-                r.account,
+                master_of(r.account),
                 AdlOrder(
                     adl_id=_id("adl", claim.claim_id, position.instrument, item.sequence - n),
                     account=r.account,
@@ -222,7 +225,7 @@ class FundOwner:
             sequence=item.sequence,
             ts=claim.ts,
         )
-        return Output("liquidations", claim.account, order)
+        return Output("liquidations", master_of(claim.account), order)
 
     def _opposite(self, position: ClaimPosition) -> list[Candidate]:
         """Candidates on the other side of a position in its instrument, from every partition."""

@@ -40,7 +40,14 @@ class FillEffect:
 
 @dataclass
 class PortfolioRecord:
-    """An account's whole state in the portfolio table."""
+    """An account's whole state in the portfolio table.
+
+    A master's record holds its family: ``positions`` and ``collateral`` are the cross-margined
+    family's (the master's own and every non-isolated sub-account's fills and transfers, shared
+    collateral), and ``subs`` one record per named sub-account (streams/subaccounts.py): for an
+    ``isolated`` one, the positions and collateral it is margined on alone; for the others, its
+    own positions and transfers, kept for its standalone requirement only.
+    """
 
     account: str
     positions: dict[str, PositionRecord] = field(default_factory=dict)
@@ -58,6 +65,8 @@ class PortfolioRecord:
     status_sequence: int = 0
     last_ratio: float | None = None
     partition: int = -1
+    isolated: bool = False
+    subs: dict[str, PortfolioRecord] = field(default_factory=dict)
 
     def already_applied(self, topic: str, offset: int, input_id: str) -> str | None:
         """Why an input must not be applied again ('offset' or 'duplicate'), or None."""
@@ -105,6 +114,8 @@ class PortfolioRecord:
             "status_sequence": self.status_sequence,
             "last_ratio": self.last_ratio,
             "partition": self.partition,
+            "isolated": self.isolated,
+            "subs": {name: sub.to_dict() for name, sub in self.subs.items()},
         }
 
     @classmethod
@@ -127,6 +138,8 @@ class PortfolioRecord:
             status_sequence=data.get("status_sequence", 0),
             last_ratio=data.get("last_ratio"),
             partition=data.get("partition", -1),
+            isolated=data.get("isolated", False),
+            subs={name: cls.from_dict(sub) for name, sub in data.get("subs", {}).items()},
         )
 
 

@@ -156,11 +156,12 @@ def _increasing(values: list[float], name: str) -> None:
 
 
 class Fill(Record):
-    """A trade fill (fill.v2; v1 lacks order_id)."""
+    """A trade fill (fill.v3; v1 lacks order_id, v2 lacks isolated)."""
 
     fill_id: str = Field(min_length=1)
     account: str = Field(min_length=1)
     sub_account: str | None = None
+    isolated: bool = False
     instrument: str = Field(min_length=1)
     side: Side
     qty: Positive
@@ -182,6 +183,7 @@ class CollateralTransfer(Record):
     transfer_id: str = Field(min_length=1)
     account: str = Field(min_length=1)
     sub_account: str | None = None
+    isolated: bool = False
     asset: str = Field(min_length=1)
     amount: float
     kind: TransferKind
@@ -326,6 +328,7 @@ class MarginStatus(Record):
     haircuts: dict[str, float]
     sub_accounts: dict[str, float] = Field(default_factory=dict)
     params_version: str
+    psr: dict[str, float] = Field(default_factory=dict)
     stale_underlyings: list[str] = Field(default_factory=list)
     reason: str
     input_topic: str

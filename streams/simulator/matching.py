@@ -34,6 +34,7 @@ from streams.records import (
     Side,
     VolSurfaceRecord,
 )
+from streams.subaccounts import split_row
 
 YEAR_SECONDS = DAYS_PER_YEAR * 86400.0
 BISECTION_STEPS = 40
@@ -102,9 +103,11 @@ class MatchingEngine:
             return Execution(order.order_id, [], order.qty)
         fill_price = self._impact_price(qty, price, unit, depth, sell)
         fee = self.market.params.liquidation.fee * qty * unit
+        master, sub = split_row(order.account)
         fill = Fill(
             fill_id=f"fill-{order.order_id}",
-            account=order.account,
+            account=master,
+            sub_account=sub,
             instrument=order.instrument,
             side=order.side,
             qty=qty,
@@ -125,7 +128,8 @@ class MatchingEngine:
         fills = [
             Fill(
                 fill_id=f"fill-{order.adl_id}-{n}",
-                account=account,
+                account=split_row(account)[0],
+                sub_account=split_row(account)[1],
                 instrument=order.instrument,
                 side=side,
                 qty=order.qty,
