@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-BENCHMARKS = ("bench.bench_engine",)
+BENCHMARKS = ("bench.bench_engine", "bench.bench_solvency")
 
 
 def main() -> None:

@@ -61,6 +61,22 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"
     data_dir: Path = Field(Path(".spma-data"), description="worker state (RocksDB) folder")
     params_file: Path | None = Field(None, description="initial risk parameters (JSON or TOML)")
+    pol_secret: SecretStr | None = Field(
+        None, description="proof-of-liabilities secret (hex); unset: no roots are published"
+    )
+
+    @field_validator("pol_secret")
+    @classmethod
+    def _secret_is_hex(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        try:
+            raw = bytes.fromhex("".join(value.get_secret_value().split()))
+        except ValueError:
+            raise ValueError("want hex") from None
+        if len(raw) < 16:
+            raise ValueError("want at least 16 bytes")
+        return value
 
     @field_validator("bootstrap_servers")
     @classmethod

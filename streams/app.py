@@ -24,6 +24,7 @@ from streams.fund import FUND_KEY, FundOwner
 from streams.market_state import MarketState, market_from_dict, market_to_dict
 from streams.portfolio import PortfolioRecord
 from streams.processor import AccountProcessor, InputRef, InputRejected, Output
+from streams.proofs import publisher, save_leaves
 from streams.records import (
     AdlCandidate,
     BookDepth,
@@ -52,6 +53,7 @@ OUTPUTS = (
     "adl",
     "dlq",
     "market-broadcast",
+    "solvency-proofs",
 )
 MARKET_KEY = "\x00market/{partition}"
 
@@ -100,6 +102,7 @@ class Worker:
         raw = self.table.get(MARKET_KEY.format(partition=partition))
         market = market_from_dict(orjson.loads(raw)) if raw else MarketState()
         proc = AccountProcessor(partition, market)
+        proc.prover = publisher(self.settings)
         records = {}
         for key, value in list(self.table.items()):
             if value is None or key.startswith("\x00"):
@@ -220,8 +223,9 @@ class Worker:
         ref = InputRef(msg.topic, msg.partition, msg.offset)
         if isinstance(value, MarketUpdate):
             outputs = proc.on_market(value, ref)
-            changed = {o.key for o in outputs}
+            changed = {o.owner or o.key for o in outputs} & proc.records.keys()
             self.save(proc, changed, market=True)
+            save_leaves(self.table, proc)
         else:
             self.check_time(value.ts)  # type: ignore[attr-defined]
             if isinstance(value, Fill):

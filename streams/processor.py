@@ -21,8 +21,10 @@ from engine.margin import MarginReport
 from engine.risk_arrays import MissingMarketData
 from engine.states import STATES, AccountState
 from streams.adl import rank_candidates, trade_price
+from streams.dynamic import apply_dynamic_psr, effective_psr
 from streams.market_state import MarketState
 from streams.portfolio import PortfolioRecord, apply_fill
+from streams.proofs import ProofPublisher
 from streams.records import (
     AdlCandidate,
     ClaimPosition,
@@ -38,6 +40,19 @@ from streams.records import (
     Side,
 )
 from streams.status import call_record, output_id, status_record
+from streams.subaccounts import (
+    Route,
+    Row,
+    SubAccountError,
+    all_records,
+    decorate,
+    every_row,
+    margined,
+    master_of,
+    route,
+    rows_of,
+    standalone_requirements,
+)
 
 
 class InputRejected(Exception):
@@ -51,11 +66,13 @@ class InputRejected(Exception):
 
 @dataclass(frozen=True)
 class Output:
-    """A record to send: logical topic, key and value."""
+    """A record to send: logical topic, key and value; ``owner`` the master whose record changed
+    when it is not the key (an isolated sub-account's status is keyed ``master/sub``)."""
 
     topic: str
     key: str
     record: Record
+    owner: str = ""
 
 
 @dataclass(frozen=True)
@@ -76,7 +93,10 @@ class AccountProcessor:
         self.records: dict[str, PortfolioRecord] = {}
         self.unpriced: set[str] = set()
         self.candidates_ts: float | None = None
-        self.book = MarginBook(market.params, market.snapshot(), market.instruments)
+        self.prover: ProofPublisher | None = None
+        self.book = MarginBook(
+            market.params, market.snapshot(), market.instruments, market.psr.current()
+        )
 
     # ----- state ------------------------------------------------------------------------
 
@@ -87,10 +107,16 @@ class AccountProcessor:
 
     def rebuild(self) -> None:
         """A fresh book from every record (new underlyings or parameters)."""
-        self.book = MarginBook(self.market.params, self.market.snapshot(), self.market.instruments)
+        self.book = MarginBook(
+            self.market.params,
+            self.market.snapshot(),
+            self.market.instruments,
+            self.market.psr.current(),
+        )
         self.unpriced.clear()
-        for record in self.records.values():
-            self._sync(record, full=True)
+        for master in self.records.values():
+            for record in every_row(master):
+                self._sync(record, full=True)
 
     def _priceable(self, record: PortfolioRecord) -> bool:
         """True when the market can value every position and asset of the record."""
@@ -162,11 +188,21 @@ class AccountProcessor:
             inst = self.market.instruments.get(fill.instrument)
         except InstrumentError as exc:
             raise InputRejected(DlqReason.UNKNOWN_INSTRUMENT, str(exc)) from None
+        target = self._route(record, fill.sub_account, fill.isolated)
         settlement = self.market.params.settlement_currency
-        effect = apply_fill(record, inst, fill.signed_qty, fill.price, fill.fee, settlement)
+        effect = apply_fill(
+            target.margined, inst, fill.signed_qty, fill.price, fill.fee, settlement
+        )
+        if target.shadow is not None:
+            apply_fill(target.shadow, inst, fill.signed_qty, fill.price, fill.fee, settlement)
         record.mark_applied(ref.topic, ref.offset, fill.fill_id)
         names = set() if inst.kind is InstrumentKind.SPOT else {inst.name}
-        if not self._sync(record, names=names, assets=set(effect.cash)):
+        synced = [
+            self._sync(r, names=names, assets=set(effect.cash))
+            for r in (target.margined, target.shadow)
+            if r is not None
+        ]
+        if not all(synced):
             self.rebuild()
         return self._fee(fill) + self._account_outputs(record, "FILL", ref, fill.ts)
 
@@ -183,15 +219,29 @@ class AccountProcessor:
         )
         return [Output("insurance-claims", fill.account, fee)]
 
+    @staticmethod
+    def _route(record: PortfolioRecord, sub: str | None, isolated: bool) -> Route:
+        """The family records an input of a sub-account applies to (or a dlq rejection)."""
+        try:
+            return route(record, sub, isolated)
+        except SubAccountError as exc:
+            raise InputRejected(DlqReason.INVALID_VALUE, str(exc)) from None
+
     def on_transfer(self, transfer: CollateralTransfer, ref: InputRef) -> list[Output]:
         """Apply a collateral transfer once; the account's status."""
         record = self._record(transfer.account)
         if record.already_applied(ref.topic, ref.offset, transfer.transfer_id):
             return self._duplicate(record, transfer.transfer_id, ref)
         asset = transfer.asset
-        record.add_collateral(asset, transfer.amount)
+        target = self._route(record, transfer.sub_account, transfer.isolated)
+        for r in (target.margined, target.shadow):
+            if r is not None:
+                r.add_collateral(asset, transfer.amount)
         record.mark_applied(ref.topic, ref.offset, transfer.transfer_id)
-        if not self._sync(record, assets={asset}):
+        synced = [
+            self._sync(r, assets={asset}) for r in (target.margined, target.shadow) if r is not None
+        ]
+        if not all(synced):
             self.rebuild()
         return self._account_outputs(record, "TRANSFER", ref, transfer.ts)
 
@@ -203,6 +253,7 @@ class AccountProcessor:
 
     def on_market(self, update: MarketUpdate, ref: InputRef) -> list[Output]:
         """Apply a market update and revalue the accounts exposed to it in one pass."""
+        proofs = self.prover.on_market(self, update) if self.prover else []
         known = set(self.book.underlyings)
         self.market.apply(update)
         snapshot = self.market.snapshot()
@@ -212,11 +263,13 @@ class AccountProcessor:
         else:
             und = update.underlying
             self.book.update_market(snapshot, [und] if und in snapshot.underlyings else [])
-            for account in [a for a in self.unpriced if self._priceable(self.records[a])]:
-                self._sync(self.records[account], full=True)
+            apply_dynamic_psr(self.book, self.market, und)
+            rows = all_records(self.records.values())
+            for account in [a for a in self.unpriced if a in rows and self._priceable(rows[a])]:
+                self._sync(rows[account], full=True)
         if not self.records:
-            return []
-        return self._candidates(update.ts) + self._market_outputs(ref, update.ts)
+            return proofs
+        return proofs + self._candidates(update.ts) + self._market_outputs(ref, update.ts)
 
     def _candidates(self, ts: datetime) -> list[Output]:
         """This partition's ADL candidates for the fund's owner, once per interval of event
@@ -226,14 +279,15 @@ class AccountProcessor:
         if self.candidates_ts is not None and now - self.candidates_ts < adl.candidate_interval_s:
             return []
         self.candidates_ts = now
-        priced = [a for a in self.records if a in self.book and a not in self.unpriced]
+        rows = all_records(self.records.values())
+        priced = [a for a in rows if a in self.book and a not in self.unpriced]
         if not priced:
             return []
-        rows = np.array([self.book.account_index[a] for a in priced], dtype=np.int64)
+        index = np.array([self.book.account_index[a] for a in priced], dtype=np.int64)
         equity = self.book.margin(priced).equity
-        collateral = self.book.collateral_value(rows)
+        collateral = self.book.collateral_value(index)
         found = rank_candidates(
-            {a: self.records[a] for a in priced},
+            {a: rows[a] for a in priced},
             self.book,
             dict(zip(priced, equity.tolist(), strict=True)),
             dict(zip(priced, collateral.tolist(), strict=True)),
@@ -242,7 +296,7 @@ class AccountProcessor:
         return [
             Output(
                 "insurance-claims",
-                c.account,
+                master_of(c.account),
                 AdlCandidate(
                     account=c.account,
                     instrument=c.instrument,
@@ -265,24 +319,22 @@ class AccountProcessor:
     def _account_outputs(
         self, record: PortfolioRecord, reason: str, ref: InputRef, ts: datetime
     ) -> list[Output]:
-        """Status of one account after its own input (always sent)."""
-        report = self._margin([record.account])
+        """Status of the account's family (master, isolated subs) after its own input."""
+        report = self._margin([r.account for r in margined(record)])
         if report is None:
             return []
-        return self._emit(report, np.array([0]), reason, ref, ts, force=True)
+        rows = np.arange(len(report.accounts))
+        return self._emit(report, rows, reason, ref, ts, force=True, family=rows_of([record]))
 
     def _market_outputs(self, ref: InputRef, ts: datetime) -> list[Output]:
         """Statuses after a market move: state changes and ratio moves beyond the parameter."""
         report = self.book.margin()
+        family = rows_of(self.records.values())
         rows = np.array(
-            [
-                i
-                for i, a in enumerate(report.accounts)
-                if a in self.records and a not in self.unpriced
-            ],
+            [i for i, a in enumerate(report.accounts) if a in family and a not in self.unpriced],
             dtype=np.int64,
         )
-        return self._emit(report, rows, "MARKET", ref, ts, force=False)
+        return self._emit(report, rows, "MARKET", ref, ts, force=False, family=family)
 
     def _emit(
         self,
@@ -292,13 +344,20 @@ class AccountProcessor:
         ref: InputRef,
         ts: datetime,
         force: bool,
+        family: dict[str, Row],
     ) -> list[Output]:
         """Status (and call) records for rows of a report whose change is worth sending."""
         outputs: list[Output] = []
         threshold = self.market.params.status.ratio_change
         stale = sorted(self.market.stale)
+        psr = effective_psr(self.book)
+        masters = {id(r.master): r.master for r in family.values() if r.sub is None}
+        standalone = standalone_requirements(
+            self.book, [m for m in masters.values() if m.subs], report
+        )
         for i in rows.tolist():
-            record = self.records[report.accounts[i]]
+            row = family[report.accounts[i]]
+            record = row.record
             state = STATES[int(report.state[i])]
             ratio = float(report.ratio_mm[i])
             moved = _ratio_moved(record.last_ratio, ratio, threshold)
@@ -314,22 +373,30 @@ class AccountProcessor:
                 ts=ts,
                 stale=stale,
             )
-            outputs.append(Output("margin-status", record.account, status))
-            outputs += self._transition(record, state, status, ts)
+            key = row.master.account
+            outputs.append(
+                Output(
+                    "margin-status",
+                    record.account,
+                    decorate(status, key, row.sub, standalone.get(key), psr),
+                    key,
+                )
+            )
+            outputs += self._transition(record, state, status, ts, key)
             record.last_ratio = ratio if np.isfinite(ratio) else None
             record.status_sequence += 1
         return outputs
 
     def _transition(
-        self, record: PortfolioRecord, state: AccountState, status: Record, ts: datetime
+        self, record: PortfolioRecord, state: AccountState, status: Record, ts: datetime, key: str
     ) -> list[Output]:
         """Record the new state; a margin call on entering MARGIN_CALL."""
         entering = state is AccountState.MARGIN_CALL and record.state != state.value
         record.state = state.value
         if state is AccountState.LIQUIDATION:
-            return self._liquidate(record, status, ts)
+            return self._liquidate(record, status, ts, key)
         if state is AccountState.BANKRUPT:
-            return self._claim(record, status, ts)
+            return self._claim(record, status, ts, key)
         record.claim_ts = None
         record.liquidation_ts = None
         if not entering:
@@ -339,9 +406,11 @@ class AccountProcessor:
         record.call_sequence = 1
         record.last_call_ts = ts.timestamp()
         repeat = self.market.params.status.margin_call_repeat_s
-        return [Output("margin-calls", record.account, call_record(status, 1, ts, repeat))]  # type: ignore[arg-type]
+        return [Output("margin-calls", key, call_record(status, 1, ts, repeat))]  # type: ignore[arg-type]
 
-    def _liquidate(self, record: PortfolioRecord, status: Record, ts: datetime) -> list[Output]:
+    def _liquidate(
+        self, record: PortfolioRecord, status: Record, ts: datetime, key: str
+    ) -> list[Output]:
         """Partial-liquidation orders for an account below MM, unless a mark it depends on is
         STALE, or orders went out less than the repeat interval ago (they are being worked)."""
         now = ts.timestamp()
@@ -358,7 +427,7 @@ class AccountProcessor:
         return [
             Output(
                 "liquidations",
-                record.account,
+                key,
                 LiquidationOrder(
                     order_id=output_id(
                         "liq",
@@ -381,7 +450,9 @@ class AccountProcessor:
             for o in plan.orders
         ]
 
-    def _claim(self, record: PortfolioRecord, status: Record, ts: datetime) -> list[Output]:
+    def _claim(
+        self, record: PortfolioRecord, status: Record, ts: datetime, key: str
+    ) -> list[Output]:
         """A bankrupt account's claim for its deficit -E with its open positions, once per
         claim interval of event time (what the last claim did not settle is claimed again)."""
         now = ts.timestamp()
@@ -418,7 +489,7 @@ class AccountProcessor:
             positions=positions,
             ts=ts,
         )
-        return [Output("insurance-claims", record.account, claim)]
+        return [Output("insurance-claims", key, claim)]
 
     @staticmethod
     def _claim_outstanding(record: PortfolioRecord) -> bool:
@@ -437,12 +508,13 @@ class AccountProcessor:
     def on_timer(self, now: float) -> list[Output]:
         """Repeat the margin call of every account still in MARGIN_CALL after the interval."""
         repeat = self.market.params.status.margin_call_repeat_s
+        family = rows_of(self.records.values())
         due = [
-            r
-            for r in self.records.values()
-            if r.state == AccountState.MARGIN_CALL.value
-            and r.last_call_ts is not None
-            and now - r.last_call_ts >= repeat
+            r.record
+            for r in family.values()
+            if r.record.state == AccountState.MARGIN_CALL.value
+            and r.record.last_call_ts is not None
+            and now - r.record.last_call_ts >= repeat
         ]
         report = self._margin([r.account for r in due])
         if report is None:
@@ -450,7 +522,7 @@ class AccountProcessor:
         outputs: list[Output] = []
         ts = datetime.fromtimestamp(now, tz=UTC)
         for i, account in enumerate(report.accounts):
-            record = self.records[account]
+            record = family[account].record
             if STATES[int(report.state[i])] is not AccountState.MARGIN_CALL:
                 continue
             record.call_sequence += 1
@@ -467,7 +539,9 @@ class AccountProcessor:
             )
             outputs.append(
                 Output(
-                    "margin-calls", account, call_record(status, record.call_sequence, ts, repeat)
+                    "margin-calls",
+                    family[account].master.account,
+                    call_record(status, record.call_sequence, ts, repeat),
                 )
             )
         return outputs

@@ -1,8 +1,16 @@
-"""`spma prove`: an account's proof of liabilities (margin-model.md section 13), offline.
+"""`spma prove`: an account's proof of liabilities (margin-model.md section 13).
 
-Builds the epoch's Merkle-sum tree from a JSON file of equities in USD ({"account": usd, ...};
-liability = max(0, equity) in cents) and prints the account's inclusion proof as JSON (or writes
-it with --out); the root, total and account count go to stderr. Errors exit 2.
+Offline (``--liabilities FILE --epoch N``): builds the epoch's Merkle-sum tree from a JSON file of
+equities in USD ({"account": usd, ...}; liability = max(0, equity) in cents) and prints the
+account's inclusion proof as JSON (or writes it with --out); the root, total and account count go
+to stderr.
+
+From the stream (``--from-stream``, the operator's tool): reads the partition roots the workers
+published on solvency-proofs and the leaves they kept in the portfolios table's changelog
+(streams/proofs.py), rebuilds the account's partition tree with the secret, checks it against the
+published root, and prints the proof against the combined root (the top tree over every
+partition's root) of the latest epoch (or ``--epoch``); the combined root and total go to stderr.
+Errors exit 2.
 """
 
 from __future__ import annotations
@@ -84,10 +92,18 @@ def register(app: typer.Typer) -> None:
     @app.command("prove")
     def prove(
         account: str = typer.Argument(..., help="the account to prove"),
-        liabilities: Path = typer.Option(
-            ..., "--liabilities", help='JSON file {"account": equity_usd, ...}'
+        liabilities: Path | None = typer.Option(
+            None, "--liabilities", help='JSON file {"account": equity_usd, ...} (offline)'
         ),
-        epoch: int = typer.Option(..., "--epoch", min=0, help="proof epoch"),
+        epoch: int | None = typer.Option(
+            None, "--epoch", min=0, help="proof epoch (offline: required; stream: latest)"
+        ),
+        from_stream: bool = typer.Option(
+            False, "--from-stream", help="use the roots and leaves the workers published"
+        ),
+        publish: bool = typer.Option(
+            False, "--publish", help="with --from-stream: publish the combined root too"
+        ),
         secret_file: Path | None = typer.Option(
             None, "--secret-file", help="file with the epoch secret (hex, or raw bytes)"
         ),
@@ -98,6 +114,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Print an account's inclusion proof in the epoch's Merkle-sum tree of liabilities."""
         key = load_secret(secret_file, secret)
+        if from_stream:
+            prove_from_stream(account, key, epoch, out, publish)
+            return
+        if liabilities is None or epoch is None:
+            fail("give --liabilities FILE and --epoch N, or --from-stream")
         book = parse_liabilities(read_json_file(liabilities, "liabilities"), str(liabilities))
         try:
             proof, root_hex, total = prove_from_liabilities(book, account, epoch, key)
@@ -123,3 +144,60 @@ def write_proof(proof: InclusionProof, out: Path | None) -> None:
         out.write_bytes(text)
     except OSError as exc:
         fail(f"proof file {out}: {exc.strerror or exc}")
+
+
+def prove_from_stream(
+    account: str, secret: bytes, epoch: int | None, out: Path | None, publish: bool = False
+) -> None:
+    """The account's proof against the combined root, from the topic and the table changelog.
+
+    With ``publish``, the combined root (partition null) goes on solvency-proofs, keyed by the
+    epoch: the same epoch always gives the same record, so publishing twice is harmless.
+    """
+    from datetime import UTC, datetime
+
+    from infra.settings import Settings
+    from streams.codec import codec_from_settings
+    from streams.kafka_io import drain, flush, make_producer, produce
+    from streams.proofs import combined_proof, leaves_from_changelog
+    from streams.records import SolvencyProof
+
+    settings = Settings()
+    codec = codec_from_settings(settings)
+    raw = settings.model_copy(update={"topic_prefix": ""})
+    changelog = f"{settings.app_id}-portfolios-changelog"
+    topic = settings.topic("solvency-proofs")
+    got = drain(raw, [topic, changelog], timeout_s=60.0, quiet_s=3.0)
+    roots = [
+        r
+        for m in got
+        if m.topic == topic
+        for r in [codec.decode("solvency-proofs", m.value)]
+        if isinstance(r, SolvencyProof)
+    ]
+    leaves = leaves_from_changelog([(m.key, m.value) for m in got if m.topic == changelog])
+    try:
+        proof, top = combined_proof(account, roots, leaves, settings.partitions, secret, epoch)
+    except ValueError as exc:
+        fail(str(exc))
+    write_proof(proof, out)
+    if publish:
+        partition_roots = {
+            r.partition: r for r in roots if r.epoch == proof.epoch and r.partition is not None
+        }.values()  # a replayed root is the same record: one per partition
+        combined = SolvencyProof(
+            epoch=proof.epoch,
+            root_hash=top.root_hash.hex(),
+            total_liabilities_cents=top.total_cents,
+            account_count=sum(r.account_count for r in partition_roots),
+            partition=None,
+            ts=max((r.ts for r in partition_roots), default=datetime.now(tz=UTC)),
+        )
+        producer = make_producer(settings)
+        produce(producer, codec, settings, "solvency-proofs", str(proof.epoch), combined)
+        flush(producer)
+    typer.echo(
+        f"root {top.root_hash.hex()} total {top.total_cents} cents "
+        f"({format_cents(top.total_cents)} USD) over {top.count} partitions, epoch {proof.epoch}",
+        err=True,
+    )
