@@ -55,6 +55,10 @@ from streams.subaccounts import (
 )
 
 
+# States whose work (liquidation orders, a claim) repeats on market moves without a new status.
+_WORKED = frozenset({AccountState.LIQUIDATION, AccountState.BANKRUPT})
+
+
 class InputRejected(Exception):
     """A decoded input that cannot be applied; goes to the dlq with the reason."""
 
@@ -361,7 +365,8 @@ class AccountProcessor:
             state = STATES[int(report.state[i])]
             ratio = float(report.ratio_mm[i])
             moved = _ratio_moved(record.last_ratio, ratio, threshold)
-            if not (force or state.value != record.state or moved):
+            quiet = not (force or state.value != record.state or moved)
+            if quiet and state not in _WORKED:
                 continue
             status = status_record(
                 report,
@@ -374,6 +379,9 @@ class AccountProcessor:
                 stale=stale,
             )
             key = row.master.account
+            if quiet:  # no status, but the orders or the claim repeat when due
+                outputs += self._transition(record, state, status, ts, key)
+                continue
             outputs.append(
                 Output(
                     "margin-status",

@@ -67,6 +67,28 @@ def test_a_crash_sends_liquidation_orders_once_per_interval() -> None:
     assert not [o for o in again if o.topic == "liquidations"]
 
 
+def test_orders_repeat_on_an_unchanged_market_without_a_new_status() -> None:
+    proc, market = _setup()
+    first = _market(proc, market, 90_000.0, T0 + timedelta(seconds=1))
+    assert [o for o in first if o.topic == "liquidations"]
+    t = T0 + timedelta(seconds=62)  # nothing filled; only the stablecoin ticks
+    later = [
+        o
+        for i, source in enumerate("abc")
+        for u in [
+            market.on_price(
+                r.OraclePrice(source=source, underlying="USDC", price=1.0, weight=1.0, ts=t),
+                f"usdc-{i}",
+            )
+        ]
+        if u is not None
+        for o in proc.on_market(u, InputRef("mb", 0, 900 + i))
+    ]
+    assert not [o for o in later if o.topic == "margin-status"]  # the ratio did not move
+    repeated = [o.record for o in later if o.topic == "liquidations"]
+    assert repeated and all(o.side.value == "SELL" for o in repeated)  # type: ignore[attr-defined]
+
+
 def test_no_liquidation_on_a_stale_mark() -> None:
     proc, market = _setup()
     out = _market(proc, market, 100_000.0, T0 + timedelta(seconds=30), sources=1)
