@@ -152,26 +152,30 @@ class FundOwner:
             self.pending.append(_Pending(claim, position, share))
         return self.retry()
 
-    def retry(self) -> list[Output]:
-        """ADL what pending closes the candidates now allow (new batches may cover them)."""
+    def retry(self, takeover: bool = False) -> list[Output]:
+        """ADL what pending closes the candidates now allow (new batches may cover them).
+
+        Only ``takeover`` (the owner's timer, when the claims topic is quiet) hands positions
+        past the timeout to the book: a retry on an arriving candidate may see a partition's
+        batch half-read, and must not give up on a position its next record covers."""
         outputs: list[Output] = []
         waiting: list[_Pending] = []
         for item in self.pending:
-            done, left = self._close(item, len(outputs))
+            done, left = self._close(item, takeover)
             outputs += done
             if left is not None:
                 waiting.append(left)
         self.pending = waiting
         return outputs
 
-    def _close(self, item: _Pending, first: int) -> tuple[list[Output], _Pending | None]:
+    def _close(self, item: _Pending, takeover: bool) -> tuple[list[Output], _Pending | None]:
         """ADL orders closing what the candidates cover of one position, absorbing its share;
         what no candidate covers yet stays pending (its share with it if nothing was covered)."""
         claim, position, share = item.claim, item.position, item.share_cents
         pool = self._opposite(position)
         covered = min(abs(position.qty), sum(abs(c.qty) for c in pool))
         if covered <= 1e-12:
-            if self.now - claim.ts.timestamp() < self.pending_timeout_s:
+            if not takeover or self.now - claim.ts.timestamp() < self.pending_timeout_s:
                 return [], item
             return [self._takeover(item)], None
         sign = 1.0 if position.qty > 0 else -1.0

@@ -147,7 +147,8 @@ def test_a_position_no_counterparty_takes_goes_to_the_book_after_the_timeout() -
     assert owner.pending
     later = _fee(2, 1.0).model_copy(update={"ts": TS.replace(second=31)})
     owner.on_fee(later)
-    (order,) = [o.record for o in owner.retry()]
+    assert not [o for o in owner.retry() if o.topic == "liquidations"]  # not while reading
+    (order,) = [o.record for o in owner.retry(takeover=True)]
     assert isinstance(order, r.LiquidationOrder) and order.reason == "BANKRUPTCY"
     assert (order.side.value, order.qty, order.limit_price) == ("SELL", 2.0, 30_000.0)
     assert not owner.pending and owner.uncovered_cents == 20_000
