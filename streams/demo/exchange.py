@@ -31,7 +31,10 @@ class Exchange:
     inputs: list[tuple[str, str, r.Record]] = field(default_factory=list)
     prices: dict[str, float] = field(default_factory=lambda: dict(SPOTS))
     depth_factor: float = 1.0
+    liquidity_providers: int = 0
+    lp_deposit_usd: float = 100_000_000.0
     _ms: int = 0
+    _lps_funded: bool = False
 
     def __post_init__(self) -> None:
         self.rng = np.random.default_rng(self.seed)
@@ -138,7 +141,26 @@ class Exchange:
             )
 
     def fill(self, account: str, instrument: str, qty: float, price: float) -> None:
-        """A taker fill (qty signed)."""
+        """A taker fill (qty signed); with liquidity providers, the maker's opposite fill too,
+        so that every long has a short on the exchange (ADL then always finds counterparties)."""
+        self._taker_fill(account, instrument, qty, price)
+        if self.liquidity_providers:
+            self._fund_liquidity_providers()
+            maker = f"lp-{len(self.inputs) % self.liquidity_providers:02d}"
+            self._taker_fill(maker, instrument, -qty, price, maker=True)
+
+    def _fund_liquidity_providers(self) -> None:
+        """The market makers' deposits, once, before their first fill."""
+        if self._lps_funded:
+            return
+        self._lps_funded = True
+        for i in range(self.liquidity_providers):
+            self.deposit(f"lp-{i:02d}", "USDC", self.lp_deposit_usd)
+
+    def _taker_fill(
+        self, account: str, instrument: str, qty: float, price: float, maker: bool = False
+    ) -> None:
+        """One fill record (makers pay no fee)."""
         ts = self.tick()
         self.add(
             "fills",
@@ -150,8 +172,8 @@ class Exchange:
                 side="BUY" if qty > 0 else "SELL",
                 qty=abs(qty),
                 price=price,
-                fee=abs(qty) * price * 0.0002 if not instrument.endswith("INV") else 0.0,
-                liquidity="TAKER",
+                fee=0.0 if maker or instrument.endswith("INV") else abs(qty) * price * 0.0002,
+                liquidity="MAKER" if maker else "TAKER",
                 ts=ts,
             ),
         )

@@ -17,19 +17,29 @@ from confluent_kafka import Consumer
 
 from infra.settings import Settings
 from streams.codec import AvroCodec, CodecError, codec_from_settings
-from streams.kafka_io import flush, make_producer, produce
+from streams.kafka_io import flush, group_lag, make_producer, produce
 from streams.records import AdlOrder, LiquidationOrder, Record
 from streams.simulator.matching import MatchingEngine
 
 MARKET_TOPICS = ("oracle-prices", "book-depth", "vol-surfaces", "instruments")
 ORDER_TOPICS = ("liquidations", "adl")
+WORKER_INPUTS = (
+    *MARKET_TOPICS,
+    "fills",
+    "collateral",
+    "market-broadcast",
+    "insurance-claims",
+)
 
 
 class SimulatorLoop:
     """A producer of inputs and fills, a consumer of orders, and the matching engine."""
 
-    def __init__(self, settings: Settings, codec: AvroCodec | None = None) -> None:
+    def __init__(
+        self, settings: Settings, codec: AvroCodec | None = None, group: str | None = None
+    ) -> None:
         self.settings = settings
+        self.group = group  # the workers' consumer group: pump waits for it to catch up
         self.codec = codec or codec_from_settings(settings)
         self.producer = make_producer(settings)
         self.consumer = Consumer(
@@ -60,13 +70,19 @@ class SimulatorLoop:
         flush(self.producer)
 
     def pump(self, quiet_s: float = 3.0, timeout_s: float = 120.0) -> int:
-        """Execute orders until none came for quiet_s (bounded by timeout_s); orders seen."""
+        """Execute orders until none came for quiet_s and, given the workers' group, the workers
+        have committed every input (a busy worker may be seconds behind); bounded by timeout_s.
+        Returns the orders seen."""
         deadline = time.monotonic() + timeout_s
         last = time.monotonic()
         seen = 0
-        while time.monotonic() < deadline and time.monotonic() - last < quiet_s:
+        while time.monotonic() < deadline:
             msgs = [m for m in self.consumer.consume(500, timeout=0.3) if m.error() is None]
             if not msgs:
+                if time.monotonic() - last >= quiet_s:
+                    if self._caught_up():
+                        break
+                    last = time.monotonic() - quiet_s + 1.0  # look again in a second
                 continue
             last = time.monotonic()
             seen += len(msgs)
@@ -75,6 +91,12 @@ class SimulatorLoop:
                 fills += self._execute(msg.topic(), msg.value())
             self.publish(fills)
         return seen
+
+    def _caught_up(self) -> bool:
+        """True when the workers' group has committed every input (or no group is known)."""
+        if self.group is None:
+            return True
+        return group_lag(self.settings, self.group, WORKER_INPUTS) == 0
 
     def _execute(self, topic: str, value: bytes) -> list[tuple[str, str, Record]]:
         """The fills of one order message (none for an undecodable one, counted)."""

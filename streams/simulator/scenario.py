@@ -4,7 +4,9 @@ BTC falls by ``crash`` over ``steps`` equal legs of ``step_s`` seconds of event 
 following (ETH a little less, SOL a little more), books thinning linearly to ``depth_floor`` of
 their depth and vols rising; ``hold`` repeats the last market later (liquidations repeat after a
 minute of event time). A few reckless longs (2% margin) are opened so that the first leg makes
-them bankrupt with positions open: the fund and ADL are exercised, not only the book.
+them bankrupt with positions open: the fund and ADL are exercised, not only the book. Every seeded
+trade has a maker among ``liquidity_providers`` well-funded accounts, so the exchange's open
+interest balances (each long has a short) as on a real venue.
 """
 
 from __future__ import annotations
@@ -29,10 +31,11 @@ class CrashScenario:
     depth_floor: float = 0.10
     vol_peak: float = 1.8
     reckless: int | None = None
+    liquidity_providers: int = 16
 
     def seed(self, start: datetime) -> Exchange:
         """Listing, the market, the accounts and the reckless longs."""
-        ex = Exchange(start)
+        ex = Exchange(start, liquidity_providers=self.liquidity_providers)
         ex.list_instruments()
         ex.publish_market()
         ex.open_accounts(self.accounts)

@@ -48,7 +48,7 @@ def test_crash_closes_the_loop(kafka_bootstrap: str, tmp_path: Path) -> None:
     ex = SCENARIO.seed(start)
     with running(kafka_bootstrap, tmp_path) as h:
         out = h.collect(OUTPUTS)
-        sim = SimulatorLoop(h.settings, h.codec)
+        sim = SimulatorLoop(h.settings, h.codec, group=h.app_id)
         try:
             sim.publish(ex.inputs)
             out.wait(
@@ -101,7 +101,8 @@ def _check(out: Collector, sim: SimulatorLoop) -> None:
     deficits = sum(to_cents(c.deficit) for c in claims)
     adl_cents = sum(to_cents(o.amount) for o in adl)  # type: ignore[attr-defined]
     assert deficits == by_kind["PAYOUT"] + by_kind["SHORTFALL"]
-    assert by_kind["SHORTFALL"] == adl_cents
+    takeovers = [o for o in orders if o.reason == "BANKRUPTCY"]  # type: ignore[attr-defined]
+    assert by_kind["SHORTFALL"] == adl_cents, f"{len(takeovers)} positions had no counterparty"
     assert by_kind["FEE"] > 0
     assert claims and adl, "the reckless longs go bankrupt and ADL closes them"
 
