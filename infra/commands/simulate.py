@@ -41,7 +41,7 @@ def register(app: typer.Typer) -> None:
             seconds=scenario.duration_s + 600
         )
         console = Console(stderr=True)
-        loop = SimulatorLoop(settings)
+        loop = SimulatorLoop(settings, group=settings.app_id)  # waits for the workers' group
         try:
             ex = scenario.seed(start)
             loop.publish(ex.inputs)
