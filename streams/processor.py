@@ -54,7 +54,6 @@ from streams.subaccounts import (
     standalone_requirements,
 )
 
-
 # States whose work (liquidation orders, a claim) repeats on market moves without a new status.
 _WORKED = frozenset({AccountState.LIQUIDATION, AccountState.BANKRUPT})
 
