@@ -29,7 +29,7 @@ def test_demo_session_on_the_shared_broker(
         bootstrap=kafka_bootstrap,
         topic_prefix=unique_prefix,
     )
-    assert result.accounts == 63  # 60 of the five kinds and 3 reckless longs
+    assert result.accounts == 79  # 60 of the five kinds, 3 reckless longs, 16 market makers
     assert sum(result.states.values()) == result.accounts
     assert result.counts.get("dlq", 0) == 0
     assert result.prices["BTC"] < 100_000.0

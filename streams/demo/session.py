@@ -29,6 +29,8 @@ from streams.demo.report import write_report
 from streams.demo.worker import start_worker, stop_worker
 from streams.simulator.runner import SimulatorLoop
 
+LIQUIDITY_PROVIDERS = 16  # the makers of every seeded trade: each long has a short
+
 
 @dataclass(frozen=True)
 class Leg:
@@ -128,27 +130,32 @@ def _session(
     create_topics(settings, timeout_s=30)
     codec = codec_from_settings(settings)
     folder = report_root / datetime.now(tz=UTC).strftime("demo-%Y%m%d-%H%M%S")
-    worker = start_worker(settings, f"spma-demo-{uuid.uuid4().hex[:8]}", folder / "logs")
+    app_id = f"spma-demo-{uuid.uuid4().hex[:8]}"
+    worker = start_worker(settings, app_id, folder / "logs")
     observer = Observer(settings, codec)
-    loop = SimulatorLoop(settings, codec)
+    loop = SimulatorLoop(settings, codec, group=app_id)  # legs wait for the worker
     path = _path()
     try:
         scenario_s = sum(leg.minutes for leg in path) * 60.0
         ex = Exchange(
-            datetime.now(tz=UTC).replace(microsecond=0) - timedelta(seconds=scenario_s + 900)
+            datetime.now(tz=UTC).replace(microsecond=0) - timedelta(seconds=scenario_s + 900),
+            liquidity_providers=LIQUIDITY_PROVIDERS,
         )
         _seed(ex, accounts)
         loop.publish(ex.inputs)
         log(f"seeded {accounts:,} accounts: {len(ex.inputs):,} inputs through Kafka")
-        _wait_for_accounts(observer, worker, len(_accounts(ex)), deadline, folder)
+        _wait_for_accounts(observer, worker, _accounts(ex), deadline, folder)
         observer.mark("open", 0.0, ex.prices)
-        minute = 0.0
+        minute, crashing = 0.0, False
         for leg in path:
             _check_alive(worker, folder)
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the scenario did not finish within {deadline_s:g} s")
             minute += leg.minutes
             mark = len(ex.inputs)
+            if leg.phase == "crash" and not crashing:
+                crashing = True
+                _open_reckless(ex, accounts)
             ex.tick(int(leg.minutes * 60_000))
             ex.move(leg.factors, leg.depth, leg.vol)
             loop.publish(ex.inputs[mark:])
@@ -181,10 +188,15 @@ def _session(
 
 
 def _seed(ex: Exchange, accounts: int) -> None:
-    """Listing, market, the accounts, and a few reckless longs the crash makes bankrupt."""
+    """Listing, market and the accounts."""
     ex.list_instruments()
     ex.publish_market()
     ex.open_accounts(accounts)
+
+
+def _open_reckless(ex: Exchange, accounts: int) -> None:
+    """A few reckless longs opened just before the crash, which makes them bankrupt with their
+    positions open (the fund and ADL at work, not only the book)."""
     btc = ex.prices["BTC"]
     for i in range(max(3, accounts // 400)):
         ex.deposit(f"gap-{i:03d}", "USDC", 0.03 * btc)
@@ -197,13 +209,16 @@ def _accounts(ex: Exchange) -> set[str]:
 
 
 def _wait_for_accounts(
-    observer: Observer, worker: Any, count: int, deadline: float, folder: Path
+    observer: Observer, worker: Any, accounts: set[str], deadline: float, folder: Path
 ) -> None:
     """Until every account has a status (bounded by the deadline)."""
-    while len(observer.last) < count:
+    while missing := accounts - observer.last.keys():
         _check_alive(worker, folder)
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{len(observer.last)} of {count} accounts had a status in time")
+            raise TimeoutError(
+                f"{len(accounts) - len(missing)} of {len(accounts)} accounts had a status in "
+                f"time; none for {', '.join(sorted(missing)[:5])}"
+            )
         observer.poll(0.5)
 
 
