@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.params import CorrelationParams
+from engine.scenarios import LossSide
 from engine.types import BoolArray, FloatArray
 
 
@@ -36,12 +37,30 @@ class WorstLosses:
 def worst_losses(
     pnl: FloatArray, weights: FloatArray, down: BoolArray, up: BoolArray
 ) -> WorstLosses:
-    """Worst weighted losses of scenario PnL [..., J] with weights, down and up masks [..., J]."""
-    loss = -weights * pnl
-    worst = np.maximum(loss.max(axis=-1), 0.0)
-    down_worst = np.maximum(np.where(down, loss, -np.inf).max(axis=-1), 0.0)
-    up_worst = np.maximum(np.where(up, loss, -np.inf).max(axis=-1), 0.0)
-    return WorstLosses(worst, down_worst, up_worst)
+    """Worst weighted losses of scenario PnL [..., J] with weights, down and up masks [J]."""
+    live = weights != 0.0
+    sides = [np.flatnonzero(mask & live) for mask in (down, up)]
+    return worst_losses_at(pnl, *(LossSide(i, np.asarray(-weights[i])) for i in sides))
+
+
+def worst_losses_at(pnl: FloatArray, down: LossSide, up: LossSide) -> WorstLosses:
+    """Worst losses from each side's weighted scenarios (ScenarioGrid.loss_sides).
+
+    Every scenario is on the down side (m <= 0) or the up side (m >= 0), so the worst loss is the
+    larger of the two sides'. Only the weighted scenarios are gathered: a third of the work of
+    masking every scenario with -inf, and the same figures.
+    """
+    down_worst = _side_worst(pnl, down)
+    up_worst = _side_worst(pnl, up)
+    return WorstLosses(np.maximum(down_worst, up_worst), down_worst, up_worst)
+
+
+def _side_worst(pnl: FloatArray, side: LossSide) -> FloatArray:
+    """max(0, max_j pnl_j x -w_j) over the scenarios of one side."""
+    if side.index.size == 0:
+        return np.zeros(pnl.shape[:-1])
+    loss = pnl[..., side.index] * side.neg_weights
+    return np.asarray(np.maximum(loss.max(axis=-1), 0.0))
 
 
 def correlation_matrix(underlyings: Sequence[str], params: CorrelationParams) -> FloatArray:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
+from engine.account_margin import margin_of_row
 from engine.book_state import UnderlyingBook
 from engine.instruments import Instrument, InstrumentError, InstrumentKind, InstrumentTable
 from engine.margin import MarginReport
@@ -32,10 +33,16 @@ from engine.types import FloatArray
 
 @dataclass
 class AccountPositions:
-    """One account's positions (instrument index -> (qty, entry)) and option bucket nets."""
+    """One account's positions (instrument index -> (qty, entry)) and, per underlying, its net
+    option units per (expiry, strike) bucket."""
 
     positions: dict[int, tuple[float, float]] = field(default_factory=dict)
-    option_nets: dict[tuple[str, int], float] = field(default_factory=dict)
+    option_nets: dict[str, dict[int, float]] = field(default_factory=dict)
+
+
+EXACT_BUCKETS = 16
+"""Option buckets of an account on one underlying up to which its short units are summed again on
+every option fill (exact); beyond, they are updated by the changed bucket alone (O(1))."""
 
 
 class MarginBook:
@@ -116,10 +123,13 @@ class MarginBook:
         except KeyError:
             raise MissingMarketData(f"asset {asset}: no price in the market data") from None
 
+    def asset_prices(self) -> FloatArray:
+        """USD price of every collateral asset, in column order."""
+        return np.array([self._price_of(a) for a in self.assets], dtype=np.float64)
+
     def collateral_value(self, rows: np.ndarray) -> FloatArray:
         """USD value of each row's collateral balances (borrowing counts negative)."""
-        prices = np.array([self._price_of(a) for a in self.assets], dtype=np.float64)
-        return np.asarray(self.collateral[rows, : len(self.assets)] @ prices)
+        return np.asarray(self.collateral[rows, : len(self.assets)] @ self.asset_prices())
 
     # ----- underlyings -----------------------------------------------------------------------
 
@@ -171,17 +181,25 @@ class MarginBook:
     def _update_option_nets(
         self, row: int, book: UnderlyingBook, local: int, d_qty: float, size: float
     ) -> None:
-        """Keep the account's net per (expiry, strike) and its short units on the underlying."""
-        held = self.holdings[row]
-        bucket = (book.name, int(book.option_bucket[local]))
-        net = held.option_nets.get(bucket, 0.0) + d_qty * size
+        """Keep the account's net per (expiry, strike) and its short units on the underlying.
+
+        The short units are summed again over the underlying's buckets while there are a few
+        (EXACT_BUCKETS); beyond, a book of many strikes (a market maker's) takes the bucket's
+        change alone, so a fill costs the same whatever the book's size.
+        """
+        nets = self.holdings[row].option_nets.setdefault(book.name, {})
+        bucket = int(book.option_bucket[local])
+        old = nets.get(bucket, 0.0)
+        net = old + d_qty * size
         if abs(net) < 1e-12:
-            held.option_nets.pop(bucket, None)
+            nets.pop(bucket, None)
+            net = 0.0
         else:
-            held.option_nets[bucket] = net
-        book.short_units[row] = sum(
-            max(-v, 0.0) for (u, _), v in held.option_nets.items() if u == book.name
-        )
+            nets[bucket] = net
+        if len(nets) <= EXACT_BUCKETS:
+            book.short_units[row] = sum(max(-v, 0.0) for v in nets.values())
+        else:
+            book.short_units[row] += max(-net, 0.0) - max(-old, 0.0)
 
     def set_collateral(self, account: str, asset: str, balance: float) -> None:
         """Replace an account's balance of a collateral asset (negative: borrowed)."""
@@ -271,13 +289,20 @@ class MarginBook:
         return shortfall_of(self._inputs(rows), self.params, self._shortfall)
 
     def margin_rows(self, rows: np.ndarray) -> MarginReport:
-        """The margin of accounts given by row."""
+        """The margin of accounts given by row (one row: the one-account path, same figures)."""
+        if rows.size == 1:
+            return margin_of_row(self, int(rows[0]), self._shortfall)
+        return compute_requirement(self._inputs(rows), self.params, self._shortfall)
+
+    def margin_batch(self, rows: np.ndarray) -> MarginReport:
+        """The margin of rows through the batch path whatever their number (tests compare it
+        with the one-account path)."""
         return compute_requirement(self._inputs(rows), self.params, self._shortfall)
 
     def _inputs(self, rows: np.ndarray) -> RequirementInputs:
         """Gather what the requirement needs for some rows."""
         books = list(self.underlyings.values())
-        prices = np.array([self._price_of(a) for a in self.assets])
+        prices = self.asset_prices()
         return RequirementInputs(
             accounts=[self.accounts[int(r)] for r in rows],
             underlyings=[b.name for b in books],
@@ -343,12 +368,11 @@ class MarginBook:
             sizes[is_option].tolist(),
             strict=True,
         ):
-            nets = self.holdings[r].option_nets
-            nets[(book.name, b)] = nets.get((book.name, b), 0.0) + q * s
+            nets = self.holdings[r].option_nets.setdefault(book.name, {})
+            nets[b] = nets.get(b, 0.0) + q * s
         for r in np.unique(rows[is_option]).tolist():
-            book.short_units[r] = sum(
-                max(-v, 0.0) for (u, _), v in self.holdings[r].option_nets.items() if u == book.name
-            )
+            nets = self.holdings[r].option_nets[book.name]
+            book.short_units[r] = sum(max(-v, 0.0) for v in nets.values())
 
 
 def _exposure(inst: Instrument, qty: float, entry: float) -> float:

@@ -41,6 +41,8 @@ class UnderlyingBook:
         self.capacity = capacity
         self.matrix = sp.csr_matrix((capacity, 0))
         self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._pending_one: list[tuple[int, int, float]] = []  # single changes, folded lazily
+        self._unit_lists: tuple[list[float], list[float], list[int]] = ([], [], [])
         self.pnl = np.zeros((capacity, self.grid.size))
         self.value = np.zeros(capacity)
         self.delta = np.zeros(capacity)
@@ -113,6 +115,8 @@ class UnderlyingBook:
         self.valuation = value_instruments(
             self.arrays, own, und, self.grid, market.as_of, self.params.vol_shock, self.name
         )
+        val = self.valuation
+        self._unit_lists = (val.value.tolist(), val.delta.tolist(), self.basis_bucket.tolist())
         price = float(market.price_of_asset(self.name))
         self.spot_price, _, self.spot_risk = spot_valuation(price, self.grid)
 
@@ -149,6 +153,16 @@ class UnderlyingBook:
         shape = (self.capacity, len(self.gids))
         if self.matrix.shape != shape:
             self.matrix.resize(shape)
+        if self._pending_one:
+            one = self._pending_one
+            self._pending.append(
+                (
+                    np.array([c[0] for c in one], dtype=np.int64),
+                    np.array([c[1] for c in one], dtype=np.int64),
+                    np.array([c[2] for c in one], dtype=np.float64),
+                )
+            )
+            self._pending_one.clear()
         if self._pending:
             rows = np.concatenate([p[0] for p in self._pending])
             cols = np.concatenate([p[1] for p in self._pending])
@@ -166,14 +180,14 @@ class UnderlyingBook:
         if change == 0.0:
             return
         assert self.valuation is not None
-        val = self.valuation
-        self.pnl[row] += change * val.risk[local]
-        self.value[row] += change * val.value[local]
-        self.delta[row] += change * val.delta[local]
-        bucket = self.basis_bucket[local]
+        values, deltas, buckets = self._unit_lists
+        self.pnl[row] += change * self.valuation.risk[local]
+        self.value[row] += change * values[local]
+        self.delta[row] += change * deltas[local]
+        bucket = buckets[local]
         if bucket >= 0:
-            self.basis[row, bucket] += change * val.delta[local]
-        self._pending.append((np.array([row]), np.array([local]), np.array([change])))
+            self.basis[row, bucket] += change * deltas[local]
+        self._pending_one.append((row, local, change))
 
     def apply_coin(self, row: int, change: float) -> None:
         """An account's balance of this underlying's coin changed."""

@@ -20,6 +20,8 @@ from engine.types import FloatArray
 
 def asset_class_of(asset: str, params: RiskParams, given: AssetClass | str | None) -> AssetClass:
     """The class of a collateral asset: the market's, else by the parameter lists."""
+    if isinstance(given, AssetClass):
+        return given
     if given is not None:
         return AssetClass(str(given).lower())
     if asset == params.settlement_currency:

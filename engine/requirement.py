@@ -12,16 +12,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.aggregation import correlation_matrix, directional_total, worst_losses
+from engine.aggregation import correlation_matrix, directional_total, worst_losses_at
 from engine.book_state import UnderlyingBook
 from engine.contingencies import contingency_parts, hedged_notional
 from engine.haircuts import asset_class_of, deductions, haircut_rates
 from engine.margin import CollateralComponents, MarginReport, UnderlyingComponents
 from engine.market import DepthCurve, MarketSnapshot
 from engine.params import RiskParams
+from engine.scenarios import ScenarioGrid
 from engine.shortfall import ShortfallModel
 from engine.states import classify, ratio_mm
-from engine.types import BoolArray, FloatArray
+from engine.types import BoolArray, FloatArray, IntArray
 from engine.volatility import floored_vol
 
 
@@ -42,32 +43,85 @@ class RequirementInputs:
 
 
 class ShortfallCache:
-    """The joint draws for a set of underlyings and parameters, drawn again only on change."""
+    """The joint draws for a set of underlyings and parameters, drawn again only on change.
+
+    Its keys are checked by identity first (the same parameter set and grid objects as last
+    time, the usual case on every fill) so that a one-account margin pays no deep comparison.
+    """
 
     def __init__(self) -> None:
-        self._key: tuple[object, ...] | None = None
+        self._names: tuple[str, ...] | None = None
+        self._params: RiskParams | None = None
         self._model: ShortfallModel | None = None
-        self._weights_key: tuple[object, ...] | None = None
+        self._grids: tuple[ScenarioGrid, ...] = ()
+        self._sigmas: tuple[float, ...] = ()
         self._weights: FloatArray | None = None
+        self._points: tuple[IntArray, FloatArray] | None = None
+        self.row_context: object | None = None  # engine.account_margin's, per market snapshot
+
+    def model(self, underlyings: Sequence[str], params: RiskParams) -> ShortfallModel:
+        """The model (draws, correlation) of these underlyings under these parameters."""
+        names = tuple(underlyings)
+        if self._model is None or names != self._names or not self._same(params):
+            rho = correlation_matrix(names, params.correlation)
+            self._model = ShortfallModel(names, rho, params.shortfall)
+            self._names, self._weights, self._points = names, None, None
+        self._params = params
+        return self._model
+
+    def _same(self, params: RiskParams) -> bool:
+        """True when params draw the same model as the cached one's."""
+        old = self._params
+        return params is old or (
+            old is not None
+            and params.correlation == old.correlation
+            and params.shortfall == old.shortfall
+        )
 
     def weights(
         self,
         underlyings: Sequence[str],
-        grids: Sequence[FloatArray],
-        sigmas: FloatArray,
+        grids: Sequence[ScenarioGrid],
+        sigmas: Sequence[float],
         params: RiskParams,
     ) -> tuple[ShortfallModel, FloatArray]:
         """The model and its [U*G, M] interpolation weights for these grids and vols."""
-        key = (tuple(underlyings), params.correlation, params.shortfall)
-        if self._model is None or key != self._key:
-            rho = correlation_matrix(underlyings, params.correlation)
-            self._model = ShortfallModel(underlyings, rho, params.shortfall)
-            self._key, self._weights_key = key, None
-        wkey = (tuple(sigmas.tolist()), tuple(g.tobytes() for g in grids))
-        if self._weights is None or wkey != self._weights_key:
-            self._weights = self._model.weights(grids, sigmas)
-            self._weights_key = wkey
-        return self._model, self._weights
+        model = self._refresh(underlyings, grids, sigmas, params)
+        if self._weights is None:
+            self._weights = model.weights([g.es_moves for g in grids], np.array(sigmas))
+        return model, self._weights
+
+    def points(
+        self,
+        underlyings: Sequence[str],
+        grids: Sequence[ScenarioGrid],
+        sigmas: Sequence[float],
+        params: RiskParams,
+    ) -> tuple[ShortfallModel, IntArray, FloatArray]:
+        """The model and its [U, M] interpolation points and fractions (ShortfallModel.points)."""
+        model = self._refresh(underlyings, grids, sigmas, params)
+        if self._points is None:
+            self._points = model.points([g.es_moves for g in grids], np.array(sigmas))
+        return model, *self._points
+
+    def _refresh(
+        self,
+        underlyings: Sequence[str],
+        grids: Sequence[ScenarioGrid],
+        sigmas: Sequence[float],
+        params: RiskParams,
+    ) -> ShortfallModel:
+        """The model, forgetting the derived weights when the grids or vols changed."""
+        model = self.model(underlyings, params)
+        same = (
+            len(grids) == len(self._grids)
+            and all(a is b for a, b in zip(grids, self._grids, strict=True))
+            and tuple(sigmas) == self._sigmas
+        )
+        if not same:
+            self._weights, self._points = None, None
+            self._grids, self._sigmas = tuple(grids), tuple(sigmas)
+        return model
 
 
 _SHORTFALL = ShortfallCache()
@@ -92,7 +146,7 @@ def compute_requirement(
     for k, book in enumerate(inp.books):
         _underlying_components(book, inp, params, k, comp, es_blocks)
     x = comp.pop("_x")
-    rho = correlation_matrix(inp.underlyings, params.correlation)
+    rho = (shortfall or _SHORTFALL).model(inp.underlyings, params).rho
     directional = directional_total(x, rho, params.correlation.max_credit)
     scenario = directional + comp["two_sided"].sum(axis=1) + comp["contingencies"].sum(axis=1)
     es, var = _shortfall(inp, params, es_blocks, shortfall or _SHORTFALL)
@@ -140,7 +194,7 @@ def _underlying_components(
     n = len(inp.accounts)
     grid = book.grid
     pnl = _take(book.pnl, inp.rows)
-    losses = worst_losses(pnl, grid.weights, grid.down, grid.up)
+    losses = worst_losses_at(pnl, *grid.loss_sides)
     delta = _take(book.delta, inp.rows)
     market = inp.market.underlyings[book.name]
     short, delta_c, basis = contingency_parts(
@@ -191,10 +245,8 @@ def _shortfall(
     n = len(inp.accounts)
     if not blocks or blocks[0].shape[1] == 0 or n == 0:
         return np.zeros(n), np.zeros(n)
-    sigmas = np.array(
-        [floored_vol(u, inp.market.underlyings[u].ewma_vol, params) for u in inp.underlyings]
-    )
-    grids = [book.grid.es_moves for book in inp.books]
+    sigmas = [floored_vol(u, inp.market.underlyings[u].ewma_vol, params) for u in inp.underlyings]
+    grids = [book.grid for book in inp.books]
     model, weights = cache.weights(inp.underlyings, grids, sigmas, params)
     return model.evaluate(np.hstack(blocks), weights)
 

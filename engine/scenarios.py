@@ -9,6 +9,7 @@ per-account vectors stack into one [accounts, underlyings, scenarios] array.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -47,6 +48,37 @@ class ScenarioGrid:
     def es_moves(self) -> FloatArray:
         """The ES-grid moves, increasing."""
         return np.asarray(self.moves[self.es_index])
+
+    @cached_property
+    def es_slice(self) -> slice | None:
+        """The ES grid as a slice of the scenarios when it is a contiguous ascending run (the
+        default set: the last 21), so one account's ES-grid PnL is a view, not a gather."""
+        idx = self.es_index
+        if idx.size and bool(np.all(np.diff(idx) == 1)):
+            return slice(int(idx[0]), int(idx[-1]) + 1)
+        return None
+
+    @cached_property
+    def loss_sides(self) -> tuple[LossSide, LossSide]:
+        """The down-side and up-side scenarios with a non-zero weight, and their -w_j.
+
+        A worst loss can only come from these: a zero-weight scenario (an ES-grid point) loses
+        0, which the floor at 0 of every worst loss already covers.
+        """
+        live = self.weights != 0.0
+        sides = []
+        for mask in (self.down & live, self.up & live):
+            index = np.flatnonzero(mask).astype(np.int64)
+            sides.append(LossSide(index, np.asarray(-self.weights[index])))
+        return sides[0], sides[1]
+
+
+@dataclass(frozen=True)
+class LossSide:
+    """One side's scenarios (indices into J) and their negated weights: loss = pnl x neg_w."""
+
+    index: IntArray
+    neg_weights: FloatArray
 
 
 def scenario_grid(params: RiskParams, underlying: str, psr: float | None = None) -> ScenarioGrid:

@@ -152,3 +152,49 @@ def test_a_book_with_no_underlyings_margins_cash_only_accounts() -> None:
     book.set_collateral("cash", "USD", 100.0)
     out = book.margin().account(0)
     assert out["equity"] == 100.0 and out["im"] == 0.0 and out["state"] == "HEALTHY"
+
+
+def _assert_same_report(one: dict, batch: dict) -> None:
+    """Two views of one account equal to rounding (1e-12 relative, 1e-9 USD absolute)."""
+    for key in (*FIELDS, "risk_requirement"):
+        assert one[key] == pytest.approx(batch[key], rel=1e-12, abs=1e-9), key
+    assert (one["ratio_mm"] is None) == (batch["ratio_mm"] is None)
+    if batch["ratio_mm"] is not None:
+        assert one["ratio_mm"] == pytest.approx(batch["ratio_mm"], rel=1e-12)
+    assert one["state"] == batch["state"]
+    assert one["underlyings"].keys() == batch["underlyings"].keys()
+    for u, comps in batch["underlyings"].items():
+        for key, value in comps.items():
+            assert one["underlyings"][u][key] == pytest.approx(value, rel=1e-12, abs=1e-9), (u, key)
+    assert one["haircuts"].keys() == batch["haircuts"].keys()
+    for asset, figures in batch["haircuts"].items():
+        assert one["haircuts"][asset] == pytest.approx(figures, rel=1e-12, abs=1e-12), asset
+
+
+@pytest.mark.parametrize("seed", [4, 8])
+def test_the_one_account_path_equals_the_batch_path(seed: int) -> None:
+    """margin of one row (engine/account_margin.py) against the batch pass over every row,
+    through fills, transfers, a market move and a changed PSR; empty and cash-only accounts."""
+    rng = np.random.default_rng(seed)
+    market = random_market(rng)
+    book = MarginBook(RiskParams(), market)
+    for i in range(30):
+        p = random_portfolio(rng, f"a{i}", int(rng.integers(0, 7)))
+        book.load_portfolio(p.account, p.position_tuples(), p.collateral)
+    book.set_collateral("cash", "USDC", 1000.0)
+    book.account_row("empty")
+
+    def check() -> None:
+        batch = book.margin_batch(np.arange(len(book)))
+        for i, account in enumerate(batch.accounts):
+            _assert_same_report(book.margin([account]).account(0), batch.account(i))
+
+    check()
+    for p in (random_portfolio(rng, f"a{i}", 2) for i in range(0, 30, 3)):
+        for x in p.positions:
+            book.set_position(p.account, x.instrument, x.qty, x.entry_price)
+        book.set_collateral(p.account, "BTC", float(rng.normal(1, 2)))
+    check()
+    book.update_market(random_market(rng), ["BTC", "SOL"])
+    book.set_psr("ETH", 0.3)
+    check()
