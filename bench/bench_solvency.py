@@ -6,11 +6,10 @@ the leaves per second, and the time to produce and to verify one account's inclu
 
 from __future__ import annotations
 
-import json
 import random
 import time
-from pathlib import Path
 
+from bench.report import Row, publish
 from engine.solvency import LeafInput, MerkleSumTree, verify_proof
 
 SECRET = bytes.fromhex("b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2")
@@ -60,16 +59,13 @@ def main() -> dict[str, float]:
     figures = run()
     RESULTS.clear()
     RESULTS.update(figures)
-    out = Path("reports")
-    out.mkdir(exist_ok=True)
-    (out / "bench_solvency.json").write_text(json.dumps(figures, indent=2))
-    print("\nproof of liabilities (Merkle-sum tree, SHA-256)")
-    print(f"{'leaves':>10} {'build s':>9} {'leaves/s':>11} {'proof µs':>9} {'verify µs':>10}")
-    print(
-        f"{int(figures['leaves']):>10,} {figures['build_s']:>9.2f} "
-        f"{figures['leaves_per_s']:>11,.0f} {figures['proof_us']:>9.1f} "
-        f"{figures['verify_us']:>10.1f}"
-    )
+    rows = [
+        Row(f"build the tree of {int(figures['leaves']):,} leaves", figures["build_s"], "s"),
+        Row("  leaves a second", figures["leaves_per_s"], "/s"),
+        Row(f"one account's proof (depth {int(figures['depth'])})", figures["proof_us"], "µs"),
+        Row("verify one proof", figures["verify_us"], "µs"),
+    ]
+    publish("solvency", "proof of liabilities (Merkle-sum tree, SHA-256)", rows, dict(figures))
     return figures
 
 
