@@ -14,7 +14,17 @@ app = typer.Typer(
     add_completion=False,
 )
 
-COMMANDS = ("broker", "topics", "margin", "demo", "worker", "simulate", "prove", "verify")
+COMMANDS = (
+    "broker",
+    "topics",
+    "margin",
+    "demo",
+    "worker",
+    "simulate",
+    "loadgen",
+    "prove",
+    "verify",
+)
 
 
 def _register_all() -> None:
