@@ -41,6 +41,11 @@ class Settings(BaseSettings):
         None, description="Confluent Schema Registry URL; unset = ids from the schemas folder"
     )
     schemas_dir: Path = Field(SCHEMAS_DIR, description="folder of .avsc files (folder registry)")
+    schema_versions: dict[str, int] = Field(
+        default_factory=dict,
+        description='schema version to read and write per record (file stem), e.g. {"fill": 1}: '
+        "a worker that keeps an older reader during a rolling upgrade; unset: the newest",
+    )
     topic_prefix: str = Field("spma.", description="prefix of every topic name")
     partitions: int = Field(8, ge=1, le=4096, description="partitions of the keyed topics")
     replication_factor: int = Field(1, ge=1, description="replication of created topics")
@@ -60,6 +65,14 @@ class Settings(BaseSettings):
     web_port: int = Field(6066, ge=1, le=65535, description="metrics and per-account view")
     web_host: str = "127.0.0.1"
     data_dir: Path = Field(Path(".spma-data"), description="worker state (RocksDB) folder")
+    fetch_max_wait_ms: int = Field(
+        20,
+        ge=1,
+        le=1500,
+        description="longest a worker's fetch waits for records (Faust fixes 1,500 ms; a broker "
+        "that holds a fetch that long when records arrive, as the embedded one does, adds it to "
+        "every input's latency)",
+    )
     params_file: Path | None = Field(None, description="initial risk parameters (JSON or TOML)")
     pol_secret: SecretStr | None = Field(
         None, description="proof-of-liabilities secret (hex); unset: no roots are published"

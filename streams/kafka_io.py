@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from infra.settings import Settings
 from streams.codec import AvroCodec
@@ -131,3 +131,36 @@ def group_lag(
         return lag
     finally:
         consumer.close()
+
+
+def read_range(
+    settings: Settings, topic: str, partition: int, start: int, end: int, timeout_s: float = 60.0
+) -> list[Received]:
+    """The records of a partition (a full topic name) from offset ``start`` up to ``end``
+    excluded, where a record at ``end`` or beyond is known to exist: reading stops on it, so
+    offsets the broker does not hold (deleted, transaction markers) are simply absent. By
+    assignment, no consumer group join; KafkaException if the end is not reached in time."""
+    consumer = Consumer(
+        {
+            **settings.kafka_client_config(),
+            "group.id": f"spma-range-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "log_level": 3,
+        }
+    )
+    consumer.assign([TopicPartition(topic, partition, start)])
+    found: list[Received] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            for m in consumer.consume(500, timeout=0.5):
+                if m.error() is not None:
+                    continue
+                offset = int(m.offset() or 0)
+                if offset >= end:
+                    return found
+                found.append(Received(topic, partition, offset, m.key(), m.value()))
+    finally:
+        consumer.close()
+    raise KafkaException(f"{topic}:{partition}: offsets {start} to {end} not read in {timeout_s} s")

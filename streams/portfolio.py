@@ -2,8 +2,10 @@
 
 It holds positions (quantity, average entry, realised PnL), collateral by asset, the offset of the
 last input applied from each topic and a window of recent fill and transfer ids, so that a replay
-never applies an input twice. Fills move cash: linear PnL is realised in the settlement currency,
-inverse PnL in the coin, option premiums and fees in the settlement currency.
+never applies an input twice, and the outbox (streams/outbox.py): the encoded outputs of its
+latest inputs, so that a replay re-sends what a crash may have lost. Fills move cash: linear PnL
+is realised in the settlement currency, inverse PnL in the coin, option premiums and fees in the
+settlement currency.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ class PortfolioRecord:
     partition: int = -1
     isolated: bool = False
     subs: dict[str, PortfolioRecord] = field(default_factory=dict)
+    outbox: list[list[Any]] = field(default_factory=list)
 
     def already_applied(self, topic: str, offset: int, input_id: str) -> str | None:
         """Why an input must not be applied again ('offset' or 'duplicate'), or None."""
@@ -116,6 +119,7 @@ class PortfolioRecord:
             "partition": self.partition,
             "isolated": self.isolated,
             "subs": {name: sub.to_dict() for name, sub in self.subs.items()},
+            "outbox": self.outbox,
         }
 
     @classmethod
@@ -140,6 +144,7 @@ class PortfolioRecord:
             partition=data.get("partition", -1),
             isolated=data.get("isolated", False),
             subs={name: cls.from_dict(sub) for name, sub in data.get("subs", {}).items()},
+            outbox=list(data.get("outbox", [])),
         )
 
 

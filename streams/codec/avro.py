@@ -234,10 +234,11 @@ class AvroCodec:
 
 
 def codec_from_settings(settings: Settings) -> AvroCodec:
-    """The codec the settings ask for: a Schema Registry URL, else the schemas folder's ids."""
+    """The codec the settings ask for: a Schema Registry URL, else the schemas folder's ids;
+    the schema versions pinned by ``schema_versions``, else the newest."""
     registry: SchemaRegistry
     if settings.schema_registry_url:
         registry = ConfluentRegistry(settings.schema_registry_url, folder=settings.schemas_dir)
     else:
         registry = FolderRegistry(settings.schemas_dir)
-    return AvroCodec(registry)
+    return AvroCodec(registry, versions=settings.schema_versions)

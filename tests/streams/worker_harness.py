@@ -34,21 +34,26 @@ class Harness:
         self.app_id = f"spma-test-{uuid.uuid4().hex[:8]}"
         self.workers: list[subprocess.Popen[bytes]] = []
         self.logs: list[Path] = []
+        self.web_ports: list[int] = []  # each worker's web server (metrics, account view)
 
-    def start_worker(self, log_dir: Path) -> subprocess.Popen[bytes]:
-        """Start one worker process in the consumer group."""
+    def start_worker(
+        self, log_dir: Path, env: dict[str, str] | None = None, loglevel: str = "warning"
+    ) -> subprocess.Popen[bytes]:
+        """Start one worker process in the consumer group (``env``: more SPMA_* settings)."""
+        self.web_ports.append(free_port())
         env = dict(
             os.environ,
             SPMA_BOOTSTRAP_SERVERS=self.settings.bootstrap_servers,
             SPMA_TOPIC_PREFIX=self.settings.topic_prefix,
             SPMA_PARTITIONS=str(self.settings.partitions),
             SPMA_APP_ID=self.app_id,
-            SPMA_WEB_PORT=str(free_port()),
+            SPMA_WEB_PORT=str(self.web_ports[-1]),
             SPMA_DATA_DIR=str(log_dir / f"data-{len(self.workers)}"),
+            **(env or {}),
         )
         log = log_dir / f"worker-{len(self.workers)}.log"
         proc = subprocess.Popen(
-            [sys.executable, "-m", "infra.cli", "worker", "--loglevel", "warning", "--no-create"],
+            [sys.executable, "-m", "infra.cli", "worker", "--loglevel", loglevel, "--no-create"],
             env=env,
             cwd=ROOT,
             stdout=log.open("wb"),
