@@ -9,19 +9,27 @@ table when the partition is (re)assigned. Every table write follows the event's 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import faust
 import orjson
+from faust.types import TP
 from pydantic import ValidationError
 
 from infra.settings import Settings
 from streams.codec import AvroCodec, CodecError, codec_from_settings
+from streams.cursor import Cursor
 from streams.fund import FUND_KEY, FundOwner
+from streams.kafka_io import Received, read_range
 from streams.market_state import MarketState, market_from_dict, market_to_dict
+from streams.metrics import WorkerMetrics
+from streams.outbox import Encoded, Outbox
 from streams.portfolio import PortfolioRecord
 from streams.processor import AccountProcessor, InputRef, InputRejected, Output
 from streams.proofs import publisher, save_leaves
@@ -56,6 +64,14 @@ OUTPUTS = (
     "solvency-proofs",
 )
 MARKET_KEY = "\x00market/{partition}"
+CURSOR_KEY = "\x00cursor/{partition}"  # the last input rejected per topic (streams/cursor.py)
+
+
+@dataclass(frozen=True)
+class _Replayed:
+    """A record read from the broker by the worker itself, shaped like a Faust event."""
+
+    message: Received
 
 
 class Worker:
@@ -78,6 +94,10 @@ class Worker:
             "insurance-fund-state", default=None, partitions=1, key_type=str, value_type=bytes
         )
         self.fund: FundOwner | None = None
+        self.fund_event_at = 0.0  # monotonic time of the last claims-topic event
+        self.metrics = WorkerMetrics()
+        self.outbox = Outbox()
+        self.cursor = Cursor()
         self.topics = {
             name: app.topic(
                 settings.topic(name),
@@ -100,7 +120,9 @@ class Worker:
         if proc is not None:
             return proc
         raw = self.table.get(MARKET_KEY.format(partition=partition))
-        market = market_from_dict(orjson.loads(raw)) if raw else MarketState()
+        state = orjson.loads(raw) if raw else None
+        market = market_from_dict(state) if state else MarketState()
+        self.outbox.load(partition, state)
         proc = AccountProcessor(partition, market)
         proc.prover = publisher(self.settings)
         records = {}
@@ -111,9 +133,24 @@ class Worker:
             if record.partition == partition:
                 records[key] = record
         proc.load(records)
+        self.load_cursor(partition, records.values())
         self.processors[partition] = proc
         log.info("partition %s: rebuilt %s accounts", partition, len(records))
         return proc
+
+    def load_cursor(self, partition: int, records: Iterable[PortfolioRecord]) -> None:
+        """How far the table says the partition's inputs were handled: the offsets its records
+        applied, the market updates applied and the inputs rejected."""
+        handled: dict[str, int] = {}
+        for record in records:
+            for topic, offset in record.offsets.items():
+                handled[topic] = max(handled.get(topic, -1), offset)
+        market = self.outbox.applied.get(partition, -1)
+        if market >= 0:
+            handled[self.settings.topic("market-broadcast")] = market
+        self.cursor.load(partition, handled)
+        raw = self.table.get(CURSOR_KEY.format(partition=partition))
+        self.cursor.load_rejected(partition, orjson.loads(raw) if raw else {})
 
     def save(self, proc: AccountProcessor, accounts: set[str], market: bool) -> None:
         """Write changed records (and the partition's market state) to the table."""
@@ -121,12 +158,15 @@ class Worker:
             self.table[account] = orjson.dumps(proc.records[account].to_dict())
         if market:
             key = MARKET_KEY.format(partition=proc.partition)
-            self.table[key] = orjson.dumps(market_to_dict(proc.market))
+            state = market_to_dict(proc.market) | self.outbox.dump(proc.partition)
+            self.table[key] = orjson.dumps(state)
 
     def forget(self, partitions: set[int]) -> None:
         """Drop processors of revoked partitions (their state lives on in the table)."""
         for partition in partitions:
             self.processors.pop(partition, None)
+        self.outbox.reset(partitions)
+        self.cursor.reset(partitions)
 
     def fund_owner(self) -> FundOwner:
         """The fund's state, restored from its table the first time it is needed."""
@@ -148,6 +188,15 @@ class Worker:
             await self.topics[out.topic].send(
                 key=out.key.encode(), value=self.codec.encode(out.topic, out.record)
             )
+            self.metrics.sent(out.topic)
+
+    async def send_encoded(self, ref: InputRef, outputs: list[Encoded]) -> None:
+        """Send an input's encoded outputs; the outbox keeps them until acknowledged."""
+        futures = []
+        for out in outputs:
+            futures.append(await self.topics[out.topic].send(key=out.key.encode(), value=out.value))
+            self.metrics.sent(out.topic)
+        self.outbox.track(ref, futures)
 
     async def reject(self, event: Any, reason: DlqReason, detail: str) -> None:
         """Send a record to the dlq with its origin and the reason."""
@@ -165,7 +214,11 @@ class Worker:
         log.warning(
             "dlq %s %s:%s@%s %s", reason.value, msg.topic, msg.partition, msg.offset, detail
         )
+        if self.logical(msg.topic) in ACCOUNT_INPUTS:
+            handled = self.cursor.reject(msg.topic, msg.partition, msg.offset)
+            self.table[CURSOR_KEY.format(partition=msg.partition)] = orjson.dumps(handled)
         await self.topics["dlq"].send(key=msg.key, value=self.codec.encode("dlq", record))
+        self.metrics.rejected(reason.value)
 
     def logical(self, topic: str) -> str:
         """Topic name without the prefix."""
@@ -186,8 +239,9 @@ class Worker:
 
     # ----- handlers -------------------------------------------------------------------------
 
-    async def on_market_input(self, event: Any) -> None:
-        """Validate a market input and broadcast the accepted update to every partition."""
+    async def on_market_input(self, event: Any) -> str:
+        """Validate a market input and broadcast the accepted update to every partition; the
+        outcome ('applied', or 'conflated' when nothing is broadcast)."""
         msg = event.message
         topic = self.logical(msg.topic)
         uid = f"{msg.topic}:{msg.partition}:{msg.offset}"
@@ -208,22 +262,35 @@ class Worker:
                 str(exc)[:500],
             ) from None
         if update is None:
-            return
+            return "conflated"
         data = self.codec.encode("market-broadcast", update)
         key = (update.underlying or "").encode()
         for partition in range(self.settings.partitions):
             await self.topics["market-broadcast"].send(key=key, value=data, partition=partition)
+        self.metrics.sent("market-broadcast", self.settings.partitions)
+        return "applied"
 
-    async def on_account_input(self, event: Any) -> None:
-        """Apply a fill, a transfer or a market update on its partition; send the outputs."""
+    async def on_account_input(self, event: Any) -> str:
+        """Apply a fill, a transfer or a market update on its partition; send the outputs; the
+        outcome ('applied', or 'duplicate' for an input at an offset already applied, whose
+        outputs the outbox sends again: streams/outbox.py)."""
         msg = event.message
-        topic = self.logical(msg.topic)
-        value = self.codec.decode(topic, msg.value)
         proc = self.processor(msg.partition)
         ref = InputRef(msg.topic, msg.partition, msg.offset)
+        await self.in_order(ref)
+        topic = self.logical(msg.topic)
+        value = self.codec.decode(topic, msg.value)
+        self.outbox.handling(ref)
+        if self.outbox.replayed(proc, ref, value):
+            await self.send_encoded(ref, self.outbox.stored(proc, ref, value))
+            return "duplicate"
         if isinstance(value, MarketUpdate):
+            started = time.perf_counter()
             outputs = proc.on_market(value, ref)
+            self.metrics.revaluation.observe(time.perf_counter() - started)
             changed = {o.owner or o.key for o in outputs} & proc.records.keys()
+            self.outbox.market_applied(ref)
+            encoded, _ = self.outbox.file(proc, ref, outputs, self.codec, changed)
             self.save(proc, changed, market=True)
             save_leaves(self.table, proc)
         else:
@@ -233,13 +300,38 @@ class Worker:
             else:
                 assert isinstance(value, CollateralTransfer)
                 outputs = proc.on_transfer(value, ref)
-            account = value.account
-            if account in proc.records:
-                self.save(proc, {account}, market=False)
-        await self.send(outputs)
+            saving = {value.account} & proc.records.keys()
+            encoded, shared = self.outbox.file(proc, ref, outputs, self.codec, saving)
+            self.save(proc, saving, market=shared)
+        await self.send_encoded(ref, encoded)
+        return "applied"
 
-    async def on_fund_input(self, event: Any) -> None:
+    async def in_order(self, ref: InputRef) -> None:
+        """Handle the partition's earlier inputs first: when the consumer hands over an input
+        past a hole (it skipped records, streams/cursor.py), read the hole from the broker and
+        handle each record of it in order, then tell the consumer they are done."""
+        topic, partition, offset = ref.topic, ref.partition, ref.offset
+        want = self.cursor.check(topic, partition, offset)
+        if want is not None:
+            log.warning(
+                "%s:%s: got %s, reading %s to %s again", topic, partition, offset, want, offset
+            )
+            hole = await asyncio.to_thread(
+                read_range, self.settings, topic, partition, want, offset
+            )
+            for m in hole:
+                self.cursor.accept(topic, partition, m.offset)
+                await self.guarded(self.on_account_input, _Replayed(m))
+            self.cursor.accept(topic, partition, offset)
+            consumer = self.app.consumer
+            add_gap = getattr(consumer, "_add_gap", None)  # so that its commits move on
+            if add_gap is not None:
+                await add_gap(TP(topic, partition), want, offset - 1)
+        self.cursor.handled(topic, partition, offset)
+
+    async def on_fund_input(self, event: Any) -> str:
         """The fund's single owner: fees, ADL candidates and claims, in order."""
+        self.fund_event_at = time.monotonic()
         value = self.codec.decode("insurance-claims", event.message.value)
         owner = self.fund_owner()
         adl = self.market.params.adl
@@ -259,19 +351,46 @@ class Worker:
             key = FUND_KEY.format(currency=owner.currency)
             self.fund_table[key] = orjson.dumps(owner.to_dict())
         await self.send(outputs)
+        return "applied"
+
+    async def expire_fund(self, quiet_s: float = 1.0) -> None:
+        """Hand positions no counterparty took within the timeout to the book, once the claims
+        topic has been quiet for a moment (no batch of candidates is half-read). Only the
+        worker that has read the claims topic since its last assignment holds ``fund``."""
+        owner = self.fund
+        if owner is None or not owner.pending:
+            return
+        if time.monotonic() - self.fund_event_at < quiet_s:
+            return
+        outputs = owner.retry(takeover=True)
+        if outputs:
+            # Outside stream iteration Faust cannot pick the changelog partition itself: the
+            # fund's table has one partition, so write the store and its changelog directly.
+            key = FUND_KEY.format(currency=owner.currency)
+            value = orjson.dumps(owner.to_dict())
+            self.fund_table.data[key] = value
+            self.fund_table.send_changelog(0, key, value)
+            await self.send(outputs)
 
     async def guarded(self, handler: Any, event: Any) -> None:
-        """Run a handler; bad input goes to the dlq and processing goes on."""
+        """Run a handler; bad input goes to the dlq and processing goes on. Every input handled
+        is counted by topic and outcome and timed by kind (metrics.py)."""
+        started = time.perf_counter()
+        outcome = "dlq"
         try:
-            await handler(event)
+            outcome = await handler(event)
         except CodecError as exc:
             await self.reject(event, exc.reason, exc.detail)
         except InputRejected as exc:
             await self.reject(event, exc.reason, exc.detail)
+        kind = self.logical(event.message.topic)
+        self.metrics.handled(kind, outcome, time.perf_counter() - started)
 
 
 def create_app(settings: Settings) -> tuple[faust.App, Worker]:
-    """The Faust app for the settings, with its agents, timer and rebalance hooks."""
+    """The Faust app for the settings, with its agents, timer, rebalance hooks and web views."""
+    from streams.web import advertised_url, install_views  # streams.web builds on this module
+
     app = faust.App(
         settings.app_id,
         broker=settings.faust_broker_url(),
@@ -285,6 +404,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Worker]:
         consumer_auto_offset_reset="earliest",
         web_port=settings.web_port,
         web_host=settings.web_host,
+        canonical_url=advertised_url(settings),
         web_enabled=True,
         producer_linger=0.005,
         autodiscover=False,
@@ -292,6 +412,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Worker]:
         value_serializer="raw",
     )
     worker = Worker(settings, app, codec_from_settings(settings))
+    install_views(app, worker)
     market_topic = app.topic(
         *(settings.topic(t) for t in MARKET_INPUTS),
         key_type=bytes,
@@ -336,6 +457,10 @@ def create_app(settings: Settings) -> tuple[faust.App, Worker]:
     async def repeat_calls() -> None:
         for proc in list(worker.processors.values()):
             await worker.send(proc.on_timer(proc.market.as_of))
+
+    @app.timer(interval=1.0)
+    async def expire_fund() -> None:
+        await worker.expire_fund()
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, revoked: Any, **_: Any) -> None:

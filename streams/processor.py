@@ -364,7 +364,8 @@ class AccountProcessor:
             state = STATES[int(report.state[i])]
             ratio = float(report.ratio_mm[i])
             moved = _ratio_moved(record.last_ratio, ratio, threshold)
-            quiet = not (force or state.value != record.state or moved)
+            first = record.status_sequence == 0  # e.g. it waited for its market: say it
+            quiet = not (force or first or state.value != record.state or moved)
             if quiet and state not in _WORKED:
                 continue
             status = status_record(
@@ -515,7 +516,9 @@ class AccountProcessor:
     def on_timer(self, now: float) -> list[Output]:
         """Repeat the margin call of every account still in MARGIN_CALL after the interval."""
         repeat = self.market.params.status.margin_call_repeat_s
-        family = rows_of(self.records.values())
+        # Every second on every partition: look only at families with a call outstanding (a
+        # scan of plain attributes), not a row per account (1.2 s a tick at 100,000 accounts).
+        family = rows_of(m for m in self.records.values() if _calling(m))
         due = [
             r.record
             for r in family.values()
@@ -552,6 +555,13 @@ class AccountProcessor:
                 )
             )
         return outputs
+
+
+def _calling(master: PortfolioRecord) -> bool:
+    """True when the master or one of its sub-accounts has a margin call outstanding."""
+    return master.last_call_ts is not None or any(
+        s.last_call_ts is not None for s in master.subs.values()
+    )
 
 
 def _ratio_moved(last: float | None, ratio: float, threshold: float) -> bool:

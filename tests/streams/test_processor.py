@@ -184,3 +184,15 @@ def test_profitable_positions_are_published_as_adl_candidates_once_per_interval(
     assert cand.rank_score == pytest.approx(4_000 / 50_000 * 196_000 / 54_000, rel=1e-6)
     soon = _market(proc, market, 97_000.0, T0 + timedelta(seconds=11))
     assert not [o for o in soon if isinstance(o.record, r.AdlCandidate)]
+
+
+def test_a_deposit_before_its_market_gets_a_status_when_the_market_comes() -> None:
+    market = MarketState()
+    proc = AccountProcessor(0, MarketState())
+    deposit = r.CollateralTransfer(
+        transfer_id="d0", account="early", asset="USDC", amount=1e6, kind="DEPOSIT", ts=T0
+    )
+    assert not [o for o in proc.on_transfer(deposit, InputRef("collateral", 0, 0))]
+    out = _market(proc, market, 100_000.0, T0 + timedelta(seconds=1))
+    (status,) = [o.record for o in out if o.topic == "margin-status"]
+    assert status.account == "early" and status.state.value == "HEALTHY"  # type: ignore[attr-defined]
