@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
         loop = SimulatorLoop(settings, group=settings.app_id)  # waits for the workers' group
         try:
             ex = scenario.seed(start)
-            loop.publish(ex.inputs)
+            loop.seed(ex.inputs)
             console.print(f"seeded {accounts} accounts ({len(ex.inputs):,} inputs)")
             for k in range(steps):
                 loop.publish(scenario.step(ex, k))
@@ -56,6 +56,8 @@ def register(app: typer.Typer) -> None:
                     break
         except KafkaException as exc:
             fail(f"the broker at {settings.bootstrap_servers} did not answer: {exc}", code=1)
+        except TimeoutError as exc:
+            fail(f"{exc} (is `spma worker` running with app id {settings.app_id}?)", code=1)
         finally:
             loop.consumer.close()
         table = Table(title="spma simulate")

@@ -142,7 +142,7 @@ def _session(
             liquidity_providers=LIQUIDITY_PROVIDERS,
         )
         _seed(ex, accounts)
-        loop.publish(ex.inputs)
+        loop.seed(ex.inputs)
         log(f"seeded {accounts:,} accounts: {len(ex.inputs):,} inputs through Kafka")
         _wait_for_accounts(observer, worker, _accounts(ex), deadline, folder)
         observer.mark("open", 0.0, ex.prices)

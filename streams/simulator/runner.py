@@ -69,6 +69,22 @@ class SimulatorLoop:
             produce(self.producer, self.codec, self.settings, topic, key, record)
         flush(self.producer)
 
+    def seed(self, items: list[tuple[str, str, Record]], timeout_s: float = 120.0) -> None:
+        """Publish a seeded exchange: reference data, market and deposits first, then, once the
+        workers have read them, the fills (collateral and fills are separate topics with no order
+        between them: a fill must not meet an account before its deposit)."""
+        self.publish([item for item in items if item[0] != "fills"])
+        self.wait_caught_up(timeout_s)
+        self.publish([item for item in items if item[0] == "fills"])
+
+    def wait_caught_up(self, timeout_s: float = 120.0) -> None:
+        """Until the workers' group has committed every input (bounded; no group: no wait)."""
+        deadline = time.monotonic() + timeout_s
+        while not self._caught_up():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the workers did not catch up within {timeout_s:g} s")
+            time.sleep(0.5)
+
     def pump(self, quiet_s: float = 3.0, timeout_s: float = 120.0) -> int:
         """Execute orders until none came for quiet_s and, given the workers' group, the workers
         have committed every input (a busy worker may be seconds behind); bounded by timeout_s.

@@ -50,7 +50,7 @@ def test_crash_closes_the_loop(kafka_bootstrap: str, tmp_path: Path) -> None:
         out = h.collect(OUTPUTS)
         sim = SimulatorLoop(h.settings, h.codec, group=h.app_id)
         try:
-            sim.publish(ex.inputs)
+            sim.seed(ex.inputs)
             out.wait(
                 lambda c: len({s.account for s in c.decoded("margin-status")}) >= ACCOUNTS,  # type: ignore[attr-defined]
                 timeout_s=240,

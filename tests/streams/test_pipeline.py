@@ -185,9 +185,15 @@ def test_margin_call_cycle_and_stale_oracle(kafka_bootstrap: str, tmp_path: Path
         perp = r.InstrumentRecord(name="BTC-PERPETUAL", kind="PERPETUAL", underlying="BTC", ts=t0)
         h.send([("instruments", "BTC-PERPETUAL", perp), *_btc_market(t0, 100_000.0)])
         out.wait(lambda c: len(c.records["market-broadcast"]) >= 8 * 3, what="the market")
+        # collateral and fills are separate topics with no order between them: the deposit
+        # first (as an exchange would have it), else the fill may meet an empty account
+        h.send([_deposit("d1", 20_000.0, t0)])
+        out.wait(
+            lambda c: any(s.equity > 19_000 for s in c.decoded("margin-status")),  # type: ignore[attr-defined]
+            what="the deposit's status",
+        )
         h.send(
             [
-                _deposit("d1", 20_000.0, t0),
                 (
                     "fills",
                     "trader",
@@ -253,7 +259,13 @@ def test_margin_call_cycle_and_stale_oracle(kafka_bootstrap: str, tmp_path: Path
                 break
         out.wait(flagged, timeout_s=5, what="a stale flag")
         assert out.decoded("margin-status")[-1].equity > 10_000  # type: ignore[attr-defined]
-        assert not out.records["liquidations"]
+        assert not out.records["liquidations"], (
+            out.decoded("liquidations"),
+            [
+                (x.input_topic, x.state.value, x.equity_mm, x.mm, x.stale_underlyings, x.psr)  # type: ignore[attr-defined]
+                for x in out.decoded("margin-status")
+            ],
+        )
         # a deposit brings it back to HEALTHY
         h.send(
             [
