@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -52,6 +53,7 @@ from streams.records import (
 log = logging.getLogger("spma")
 MARKET_INPUTS = ("oracle-prices", "book-depth", "vol-surfaces", "instruments", "risk-params")
 ACCOUNT_INPUTS = ("fills", "collateral", "market-broadcast")
+ACCOUNT_KEYED = frozenset({"fills", "collateral"})  # keyed by the master account
 FUND_INPUTS = ("insurance-claims",)
 OUTPUTS = (
     "margin-status",
@@ -186,15 +188,32 @@ class Worker:
         """Encode and send outputs."""
         for out in outputs:
             await self.topics[out.topic].send(
-                key=out.key.encode(), value=self.codec.encode(out.topic, out.record)
+                key=out.key.encode(),
+                value=self.codec.encode(out.topic, out.record),
+                partition=self.input_partition(out.topic, out.key),
             )
             self.metrics.sent(out.topic)
+
+    def input_partition(self, topic: str, key: str) -> int | None:
+        """The partition of a record the worker writes to an account input topic (a payout on
+        collateral): the one the exchange's producers use for the key, librdkafka's default
+        (CRC32 of the key), so that it meets its account; Faust's own partitioner (murmur2)
+        would put it on another partition. None (Faust decides) for every other topic."""
+        if topic not in ACCOUNT_KEYED:
+            return None
+        return zlib.crc32(key.encode()) % self.settings.partitions
 
     async def send_encoded(self, ref: InputRef, outputs: list[Encoded]) -> None:
         """Send an input's encoded outputs; the outbox keeps them until acknowledged."""
         futures = []
         for out in outputs:
-            futures.append(await self.topics[out.topic].send(key=out.key.encode(), value=out.value))
+            futures.append(
+                await self.topics[out.topic].send(
+                    key=out.key.encode(),
+                    value=out.value,
+                    partition=self.input_partition(out.topic, out.key),
+                )
+            )
             self.metrics.sent(out.topic)
         self.outbox.track(ref, futures)
 
