@@ -215,3 +215,19 @@ ALL_SAMPLES: list[tuple[str, r.Record]] = [
     ),
 ]
 """Every record type (the claims topic carries two) and a MARK broadcast beside the full one."""
+
+
+def deposit(
+    account: str, amount: float, ts: datetime, transfer_id: str | None = None, **extra: object
+) -> tuple[str, str, r.Record]:
+    """A USDC deposit as a (topic, key, record) input, keyed by its account."""
+    transfer = r.CollateralTransfer(
+        transfer_id=transfer_id or f"dep-{account}-{ts.timestamp()}",
+        account=account,
+        asset="USDC",
+        amount=amount,
+        kind="DEPOSIT",
+        ts=ts,
+        **extra,  # type: ignore[arg-type]
+    )
+    return ("collateral", account, transfer)

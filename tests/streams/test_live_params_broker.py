@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from engine.params import RiskParams
 from infra.commands import prove, verify
 from streams import records as r
+from tests.streams.samples import deposit
 from tests.streams.worker_harness import Collector, running
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
@@ -43,10 +44,7 @@ def _market(ts: datetime, price: float) -> list[tuple[str, str, r.Record]]:
 
 
 def _deposit(tid: str, amount: float, ts: datetime, **kw: object) -> tuple[str, str, r.Record]:
-    transfer = r.CollateralTransfer(
-        transfer_id=tid, account="trader", asset="USDC", amount=amount, kind="DEPOSIT", ts=ts, **kw
-    )
-    return ("collateral", "trader", transfer)
+    return deposit("trader", amount, ts, tid, **kw)
 
 
 def _params(version: int, ts: datetime, **changes: object) -> tuple[str, str, r.Record]:

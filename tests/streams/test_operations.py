@@ -31,6 +31,7 @@ from streams.demo.exchange import Exchange
 from streams.kafka_io import drain
 from streams.loadgen import KINDS, LoadPlan, run_load
 from streams.web import key_partitions
+from tests.streams.samples import deposit
 from tests.streams.worker_harness import Collector, Harness, running
 
 pytestmark = pytest.mark.broker
@@ -187,23 +188,7 @@ def test_account_view_from_either_worker(kafka_bootstrap: str, tmp_path: Path) -
             what="a status for every account",
         )
         final_ts = ex.tick(1000)
-        h.send(
-            [
-                (
-                    "collateral",
-                    a,
-                    r.CollateralTransfer(
-                        transfer_id=f"final-{a}",
-                        account=a,
-                        asset="USDC",
-                        amount=1.0,
-                        kind="DEPOSIT",
-                        ts=final_ts,
-                    ),
-                )
-                for a in accounts
-            ]
-        )
+        h.send([deposit(a, 1.0, final_ts, f"final-{a}") for a in accounts])
 
         def finals(c: Collector) -> dict[str, r.MarginStatus]:
             return {

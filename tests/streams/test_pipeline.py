@@ -19,6 +19,7 @@ from streams.demo.exchange import Exchange
 from streams.market_state import MarketState
 from streams.portfolio import PortfolioRecord, apply_fill
 from streams.records import MarginStatus
+from tests.streams.samples import deposit
 from tests.streams.worker_harness import Collector, Harness, running
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
@@ -67,21 +68,7 @@ def test_scripted_session_matches_the_offline_engine(
         h.send(ex.inputs)
         out.settle(quiet_s=6.0)
         final_ts = ex.tick()
-        final = [
-            (
-                "collateral",
-                a,
-                r.CollateralTransfer(
-                    transfer_id=f"final-{a}",
-                    account=a,
-                    asset="USDC",
-                    amount=1.0,
-                    kind="DEPOSIT",
-                    ts=final_ts,
-                ),
-            )
-            for a in kinds
-        ]
+        final = [deposit(a, 1.0, final_ts, f"final-{a}") for a in kinds]
         h.send(final)
 
         def last_statuses(c: Collector) -> dict[str, MarginStatus]:
@@ -159,15 +146,7 @@ def _btc_market(ts: datetime, price: float, sources: int = 3) -> list[tuple[str,
 
 def _deposit(transfer_id: str, amount: float, ts: datetime) -> tuple[str, str, r.Record]:
     """A USDC deposit to the test trader."""
-    transfer = r.CollateralTransfer(
-        transfer_id=transfer_id,
-        account="trader",
-        asset="USDC",
-        amount=amount,
-        kind="DEPOSIT",
-        ts=ts,
-    )
-    return ("collateral", "trader", transfer)
+    return deposit("trader", amount, ts, transfer_id)
 
 
 def _last_state(c: Collector) -> str | None:
