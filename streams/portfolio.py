@@ -18,6 +18,7 @@ from engine.instruments import Instrument, InstrumentKind
 
 RECENT_IDS = 1024  # fill/transfer ids remembered per account (duplicates with another offset)
 EPSILON = 1e-12  # a quantity below this is a closed position
+DUST = 1e-9  # a fill leaving less than this fraction of the sizes involved closes the position
 
 
 @dataclass
@@ -198,7 +199,8 @@ def apply_fill(
     else:
         cash[settlement] = realised
     cash[settlement] = cash.get(settlement, 0.0) - fee
-    _store_position(record, inst.name, new_qty, new_entry, realised)
+    dust = DUST * max(abs(old_qty), abs(signed_qty))  # float residue of a full close
+    _store_position(record, inst.name, 0.0 if abs(new_qty) < dust else new_qty, new_entry, realised)
     for asset, amount in cash.items():
         if amount:
             record.add_collateral(asset, amount)
