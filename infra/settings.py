@@ -65,6 +65,26 @@ class Settings(BaseSettings):
     web_port: int = Field(6066, ge=1, le=65535, description="metrics and per-account view")
     web_host: str = "127.0.0.1"
     data_dir: Path = Field(Path(".spma-data"), description="worker state (RocksDB) folder")
+    # RocksDB keeps one database per table partition; its defaults (a 2 GiB block cache and
+    # 3 x 64 MiB write buffers each) would exhaust a worker holding many partitions.
+    recovery_consistency_check: bool = Field(
+        True,
+        description="refuse to start when a RocksDB partition's persisted changelog offset is "
+        "past the broker's reported end (a wiped topic); the embedded Tansu can report less "
+        "than the real end, so turn it off there",
+    )
+    rocksdb_block_cache_mb: int = Field(
+        16, ge=1, le=4096, description="RocksDB block cache per table partition (MiB)"
+    )
+    rocksdb_write_buffer_mb: int = Field(
+        8, ge=1, le=1024, description="RocksDB write buffer per table partition (MiB)"
+    )
+    rocksdb_write_buffers: int = Field(
+        2, ge=1, le=8, description="RocksDB write buffers per table partition"
+    )
+    rocksdb_max_open_files: int = Field(
+        256, ge=16, description="RocksDB open files per table partition"
+    )
     fetch_max_wait_ms: int = Field(
         20,
         ge=1,
@@ -77,6 +97,20 @@ class Settings(BaseSettings):
     pol_secret: SecretStr | None = Field(
         None, description="proof-of-liabilities secret (hex); unset: no roots are published"
     )
+
+    def table_options(self) -> dict[str, int] | None:
+        """Store options for every table: RocksDB's sizes, explicit and small (None for the
+        memory store)."""
+        if not self.store_url.startswith("rocksdb"):
+            return None
+        mib = 1024 * 1024
+        return {
+            "block_cache_size": self.rocksdb_block_cache_mb * mib,
+            "write_buffer_size": self.rocksdb_write_buffer_mb * mib,
+            "max_write_buffer_number": self.rocksdb_write_buffers,
+            "target_file_size_base": self.rocksdb_write_buffer_mb * mib,
+            "max_open_files": self.rocksdb_max_open_files,
+        }
 
     @field_validator("pol_secret")
     @classmethod

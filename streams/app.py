@@ -49,6 +49,7 @@ from streams.records import (
     RiskParamsRecord,
     VolSurfaceRecord,
 )
+from streams.table_writes import writing_to
 
 log = logging.getLogger("spma")
 MARKET_INPUTS = ("oracle-prices", "book-depth", "vol-surfaces", "instruments", "risk-params")
@@ -91,9 +92,15 @@ class Worker:
             partitions=settings.partitions,
             key_type=str,
             value_type=bytes,
+            options=settings.table_options(),
         )
         self.fund_table = app.Table(
-            "insurance-fund-state", default=None, partitions=1, key_type=str, value_type=bytes
+            "insurance-fund-state",
+            default=None,
+            partitions=1,
+            key_type=str,
+            value_type=bytes,
+            options=settings.table_options(),
         )
         self.fund: FundOwner | None = None
         self.fund_event_at = 0.0  # monotonic time of the last claims-topic event
@@ -383,12 +390,11 @@ class Worker:
             return
         outputs = owner.retry(takeover=True)
         if outputs:
-            # Outside stream iteration Faust cannot pick the changelog partition itself: the
-            # fund's table has one partition, so write the store and its changelog directly.
-            key = FUND_KEY.format(currency=owner.currency)
-            value = orjson.dumps(owner.to_dict())
-            self.fund_table.data[key] = value
-            self.fund_table.send_changelog(0, key, value)
+            # A timer has no current event to pick the partition: the fund's table has one.
+            with writing_to(0):
+                self.fund_table[FUND_KEY.format(currency=owner.currency)] = orjson.dumps(
+                    owner.to_dict()
+                )
             await self.send(outputs)
 
     async def guarded(self, handler: Any, event: Any) -> None:
@@ -418,6 +424,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Worker]:
         datadir=str(settings.data_dir),
         topic_partitions=settings.partitions,
         table_standby_replicas=settings.table_standby_replicas,
+        recovery_consistency_check=settings.recovery_consistency_check,
         broker_session_timeout=6.0,
         broker_heartbeat_interval=1.0,
         consumer_auto_offset_reset="earliest",

@@ -43,6 +43,31 @@ def _last_status(out: Collector) -> dict[str, Any]:
     return last
 
 
+def _history(statuses: list[Any], accounts: list[str]) -> list[tuple[Any, ...]]:
+    """What the statuses of some accounts said, in order (for a failure's message)."""
+    return [
+        (
+            s.account,
+            s.state.value,
+            s.reason,
+            s.stale_underlyings,
+            round(s.equity_mm, 2),
+            round(s.mm, 2),
+        )
+        for s in statuses
+        if s.account in accounts
+    ]
+
+
+def _fills(fills: list[Any], accounts: list[str]) -> list[tuple[Any, ...]]:
+    """The fills of some accounts, in order (for a failure's message)."""
+    return [
+        (f.account, f.instrument, f.side.value, f.qty, f.price, f.liquidity.value)
+        for f in fills
+        if f.account in accounts
+    ]
+
+
 def test_crash_closes_the_loop(kafka_bootstrap: str, tmp_path: Path) -> None:
     start = datetime.now(tz=UTC).replace(microsecond=0) - timedelta(hours=2)
     ex = SCENARIO.seed(start)
@@ -79,10 +104,16 @@ def _check(out: Collector, sim: SimulatorLoop) -> None:
     fills = out.decoded("fills")
     assert not out.records["dlq"], [d.detail for d in out.decoded("dlq")]  # type: ignore[attr-defined]
 
-    breached = {s.account for s in statuses if s.state.value in ("LIQUIDATION", "BANKRUPT")}  # type: ignore[attr-defined]
+    # A breach seen while a mark is STALE never triggers a liquidation (margin-model.md section
+    # 7): a step's first quote finds its peers a step old, so the mark is briefly stale.
+    breached = {
+        s.account  # type: ignore[attr-defined]
+        for s in statuses
+        if s.state.value in ("LIQUIDATION", "BANKRUPT") and not s.stale_underlyings  # type: ignore[attr-defined]
+    }
     assert len(breached) >= ACCOUNTS // 20, "the crash should push many accounts below MM"
     ordered = {o.account for o in orders} | {c.account for c in claims}  # type: ignore[attr-defined]
-    assert breached <= ordered, sorted(breached - ordered)[:10]
+    assert breached <= ordered, _history(statuses, sorted(breached - ordered)[:3])
 
     last = _last_status(out)
     below = [
@@ -90,7 +121,11 @@ def _check(out: Collector, sim: SimulatorLoop) -> None:
         for a, s in last.items()
         if s.mm > 0 and s.equity_mm < s.mm
     ]
-    assert not below, below[:10]
+    assert not below, (
+        below[:3],
+        [last[a].model_dump() for a, *_ in below[:2]],
+        _fills(fills, [a for a, *_ in below[:2]]),
+    )
 
     # the fund reconciles to the cent
     by_kind: Counter[str] = Counter()
@@ -111,7 +146,9 @@ def _check(out: Collector, sim: SimulatorLoop) -> None:
     assert max(ids.values()) == 1
     liquidation_fills = [f for f in fills if f.liquidity.value == "LIQUIDATION"]  # type: ignore[attr-defined]
     assert liquidation_fills and sim.stats["liquidation_orders"] == len(orders)
+    stale_statuses = sum(1 for s in statuses if s.stale_underlyings)  # type: ignore[attr-defined]
     print(
         f"\nloop: {len(breached)} breached, {len(orders)} orders, {len(liquidation_fills)} "
-        f"liquidation fills, {len(claims)} claims, {len(adl)} ADL orders, fund {balance / 100:.2f}"
+        f"liquidation fills, {len(claims)} claims, {len(adl)} ADL orders, "
+        f"fund {balance / 100:.2f}, {stale_statuses} statuses on a stale mark"
     )

@@ -41,16 +41,16 @@ class Harness:
     ) -> subprocess.Popen[bytes]:
         """Start one worker process in the consumer group (``env``: more SPMA_* settings)."""
         self.web_ports.append(free_port())
-        env = dict(
-            os.environ,
-            SPMA_BOOTSTRAP_SERVERS=self.settings.bootstrap_servers,
-            SPMA_TOPIC_PREFIX=self.settings.topic_prefix,
-            SPMA_PARTITIONS=str(self.settings.partitions),
-            SPMA_APP_ID=self.app_id,
-            SPMA_WEB_PORT=str(self.web_ports[-1]),
-            SPMA_DATA_DIR=str(log_dir / f"data-{len(self.workers)}"),
+        env = {
+            **os.environ,
+            "SPMA_BOOTSTRAP_SERVERS": self.settings.bootstrap_servers,
+            "SPMA_TOPIC_PREFIX": self.settings.topic_prefix,
+            "SPMA_PARTITIONS": str(self.settings.partitions),
+            "SPMA_APP_ID": self.app_id,
+            "SPMA_WEB_PORT": str(self.web_ports[-1]),
+            "SPMA_DATA_DIR": str(log_dir / f"data-{len(self.workers)}"),
             **(env or {}),
-        )
+        }
         log = log_dir / f"worker-{len(self.workers)}.log"
         proc = subprocess.Popen(
             [sys.executable, "-m", "infra.cli", "worker", "--loglevel", loglevel, "--no-create"],
