@@ -177,6 +177,18 @@ class MarginBook:
         book.apply_exposure(row, local, d_exposure)
         if inst.kind is InstrumentKind.OPTION:
             self._update_option_nets(row, book, local, qty - old_qty, inst.contract_size)
+        if qty == 0.0 and not self._holds_on(row, inst.underlying):
+            book.reset_row(row, self._coin(row, inst.underlying))
+
+    def _holds_on(self, row: int, underlying: str) -> bool:
+        """True while the account has a position on the underlying."""
+        table = self.instruments.instruments
+        return any(table[g].underlying == underlying for g in self.holdings[row].positions)
+
+    def _coin(self, row: int, asset: str) -> float:
+        """The account's balance of an asset (0 when the book has no column for it)."""
+        col = self.asset_index.get(asset)
+        return 0.0 if col is None else float(self.collateral[row, col])
 
     def _update_option_nets(
         self, row: int, book: UnderlyingBook, local: int, d_qty: float, size: float
@@ -208,7 +220,11 @@ class MarginBook:
         change = balance - self.collateral[row, col]
         self.collateral[row, col] = balance
         book = self.underlyings.get(asset)
-        if book is not None:
+        if book is None:
+            return
+        if balance == 0.0 and not self._holds_on(row, asset):
+            book.reset_row(row, 0.0)
+        else:
             book.apply_coin(row, change)
 
     def load_portfolio(

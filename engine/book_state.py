@@ -189,6 +189,22 @@ class UnderlyingBook:
             self.basis[row, bucket] += change * deltas[local]
         self._pending_one.append((row, local, change))
 
+    def reset_row(self, row: int, coin: float) -> None:
+        """The account holds no position on this underlying any more: its vectors become exactly
+        its coin's (a sum of incremental changes leaves float residue, which would show as a
+        requirement of 1e-12 on an empty account and keep it below MM for ever)."""
+        self._pending_one = [c for c in self._pending_one if c[0] != row]
+        self._pending = [_without_row(p, row) for p in self._pending]
+        if row < self.matrix.shape[0]:
+            m = self.matrix
+            m.data[m.indptr[row] : m.indptr[row + 1]] = 0.0
+        self.pnl[row] = coin * self.spot_risk
+        self.value[row] = 0.0
+        self.delta[row] = coin * self.spot_price
+        self.basis[row] = 0.0
+        self.basis[row, PERPETUAL_BUCKET] = coin * self.spot_price
+        self.short_units[row] = 0.0
+
     def apply_coin(self, row: int, change: float) -> None:
         """An account's balance of this underlying's coin changed."""
         self.pnl[row] += change * self.spot_risk
@@ -217,3 +233,11 @@ class UnderlyingBook:
         arr = self.arrays
         linear = np.where(arr.inverse[local], qty, qty * arr.size[local] * entry)
         return np.asarray(np.where(self.option_bucket[local] >= 0, 0.0, linear))
+
+
+def _without_row(
+    pending: tuple[np.ndarray, np.ndarray, np.ndarray], row: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Queued exposure changes without those of one row."""
+    keep = pending[0] != row
+    return pending[0][keep], pending[1][keep], pending[2][keep]

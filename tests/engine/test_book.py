@@ -145,6 +145,36 @@ def test_closing_every_position_leaves_nothing() -> None:
     assert out["state"] == "HEALTHY"
 
 
+def test_closing_in_many_uneven_slices_leaves_exactly_zero() -> None:
+    """A position closed through many partial fills (the liquidation path) leaves no float
+    residue: MM is exactly 0 (not 1e-12) before and after a revaluation, so an empty account
+    with a deficit after haircuts is never held below a requirement it does not have; a coin
+    of the underlying keeps exactly its own risk."""
+    rng = np.random.default_rng(8)
+    market = random_market(rng)
+    p = random_portfolio(rng, "x", 6)
+    book = MarginBook(RiskParams(), market)
+    book.load_portfolio("x", p.position_tuples(), {"USDC": 5_000.0})
+    book.load_portfolio("coin", [], {"BTC": 0.7})
+    coin_alone = book.margin(["coin"]).account(0)
+    book.set_collateral("coin", "USDC", 1.0)
+    for x in p.positions:
+        for holder in ("x", "coin"):
+            book.set_position(holder, x.instrument, x.qty, x.entry_price)
+            left = x.qty
+            for fraction in rng.uniform(0.05, 0.4, size=12):
+                left -= left * float(fraction)
+                book.set_position(holder, x.instrument, left * (1 + 1e-16), x.entry_price)
+            book.set_position(holder, x.instrument, 0.0, x.entry_price)
+    for revalue in (False, True):
+        if revalue:
+            book.update_market(market)
+        x_out, coin_out = book.margin(["x"]).account(0), book.margin(["coin"]).account(0)
+        assert x_out["mm"] == 0.0 and x_out["im"] == 0.0, x_out["mm"]
+        for key in ("mm", "im", "scenario_requirement", "es99"):
+            assert coin_out[key] == pytest.approx(coin_alone[key], rel=1e-12, abs=0.0), key
+
+
 def test_a_book_with_no_underlyings_margins_cash_only_accounts() -> None:
     from engine.market import MarketSnapshot
 
