@@ -391,7 +391,7 @@ class Worker:
         outputs = owner.retry(takeover=True)
         if outputs:
             # A timer has no current event to pick the partition: the fund's table has one.
-            with writing_to(0):
+            with writing_to(self.settings.topic("insurance-claims"), 0):
                 self.fund_table[FUND_KEY.format(currency=owner.currency)] = orjson.dumps(
                     owner.to_dict()
                 )

@@ -3,7 +3,7 @@
 Faust picks a table write's changelog partition (and, with the RocksDB store, the partition's
 database) from the event being processed. Writes from a timer have no event, and writes for a
 batch of events must follow each record's own partition rather than the batch's last event: both
-go through ``writing_to(partition)``, which makes a stand-in event of that partition current.
+go through ``writing_to(topic, partition)``, which makes a stand-in event of that partition current.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from faust.streams import _current_event
 
 @dataclass
 class _Message:
-    """The one field of a message that table writes read."""
+    """The fields of a message that table writes read."""
 
+    topic: str
     partition: int
 
 
@@ -31,9 +32,10 @@ class _PartitionEvent:
 
 
 @contextmanager
-def writing_to(partition: int) -> Iterator[None]:
-    """Table writes inside the block go to ``partition`` (changelog and store)."""
-    event = _PartitionEvent(_Message(partition))
+def writing_to(topic: str, partition: int) -> Iterator[None]:
+    """Table writes inside the block go to ``partition`` (changelog and store), as if made for
+    an input of ``topic`` (Faust checks that it has as many partitions as the table)."""
+    event = _PartitionEvent(_Message(topic, partition))
     token = _current_event.set(weakref.ref(event))  # type: ignore[arg-type]
     try:
         yield
