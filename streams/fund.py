@@ -75,6 +75,7 @@ class FundOwner:
     payouts_cents: int = 0
     adl_cents: int = 0
     uncovered_cents: int = 0
+    paid_by_account: dict[str, int] = field(default_factory=dict)  # payouts sent, cents
 
     # ----- inputs -----------------------------------------------------------------------
 
@@ -100,13 +101,22 @@ class FundOwner:
         current[1].append(Candidate(cand.account, cand.instrument, cand.qty, cand.rank_score))
 
     def on_claim(self, claim: InsuranceClaim) -> list[Output]:
-        """Pay what the fund can, ADL the rest; the events, the payout and the ADL orders."""
+        """Pay what the fund can, ADL the rest; the events, the payout and the ADL orders.
+
+        The deficit the account reports still counts payouts on their way to it (a claim
+        repeated before the last payout landed): what was paid beyond what the account says it
+        received is taken off, so that no deficit is paid twice."""
         self.now = max(self.now, claim.ts.timestamp())
-        result = self.fund.claim(claim.deficit, claim.account, claim.claim_id)
+        in_flight = self.paid_by_account.get(claim.account, 0) - to_cents(claim.payouts_received)
+        deficit = claim.deficit - max(in_flight, 0) / 100.0
+        result = self.fund.claim(deficit, claim.account, claim.claim_id)
         if not result.events:
             return []
         self.deficits_cents += result.paid_cents + result.shortfall_cents
         self.payouts_cents += result.paid_cents
+        if result.paid_cents:
+            paid = self.paid_by_account.get(claim.account, 0) + result.paid_cents
+            self.paid_by_account[claim.account] = paid
         outputs = [self._event_output(e, claim.ts) for e in result.events]
         if result.paid_cents > 0:
             outputs.append(self._payout(claim, result.paid_cents))
@@ -275,6 +285,7 @@ class FundOwner:
                 for p in self.pending
             ],
             "now": self.now,
+            "paid_by_account": self.paid_by_account,
             "totals": [
                 self.fees_cents,
                 self.deficits_cents,
@@ -298,6 +309,7 @@ class FundOwner:
         ]
         owner = cls(data["currency"], data["settlement_asset"], fund, batches, pending)
         owner.now = float(data.get("now", 0.0))
+        owner.paid_by_account = {a: int(c) for a, c in data.get("paid_by_account", {}).items()}
         (
             owner.fees_cents,
             owner.deficits_cents,

@@ -65,6 +65,7 @@ class PortfolioRecord:
     claim_ts: float | None = None
     claim_sequence: int = 0
     claimed: list[str] = field(default_factory=list)
+    payouts_received: float = 0.0  # USD of INSURANCE_PAYOUT transfers applied (claims say it)
     status_sequence: int = 0
     last_ratio: float | None = None
     partition: int = -1
@@ -115,6 +116,7 @@ class PortfolioRecord:
             "claim_ts": self.claim_ts,
             "claim_sequence": self.claim_sequence,
             "claimed": self.claimed,
+            "payouts_received": self.payouts_received,
             "status_sequence": self.status_sequence,
             "last_ratio": self.last_ratio,
             "partition": self.partition,
@@ -140,6 +142,7 @@ class PortfolioRecord:
             claim_ts=data.get("claim_ts"),
             claim_sequence=data.get("claim_sequence", 0),
             claimed=list(data.get("claimed", [])),
+            payouts_received=float(data.get("payouts_received", 0.0)),
             status_sequence=data.get("status_sequence", 0),
             last_ratio=data.get("last_ratio"),
             partition=data.get("partition", -1),

@@ -38,6 +38,7 @@ from streams.records import (
     MarketUpdate,
     Record,
     Side,
+    TransferKind,
 )
 from streams.status import call_record, output_id, status_record
 from streams.subaccounts import (
@@ -240,6 +241,8 @@ class AccountProcessor:
         for r in (target.margined, target.shadow):
             if r is not None:
                 r.add_collateral(asset, transfer.amount)
+        if transfer.kind is TransferKind.INSURANCE_PAYOUT:
+            target.margined.payouts_received += transfer.amount
         record.mark_applied(ref.topic, ref.offset, transfer.transfer_id)
         synced = [
             self._sync(r, assets={asset}) for r in (target.margined, target.shadow) if r is not None
@@ -494,6 +497,7 @@ class AccountProcessor:
             ),
             account=record.account,
             deficit=deficit,
+            payouts_received=record.payouts_received,
             positions=positions,
             ts=ts,
         )

@@ -481,6 +481,7 @@ class InsuranceClaim(Record):
     claim_id: str
     account: str
     deficit: Positive
+    payouts_received: NonNegative = 0.0  # v3: so that the fund can tell payouts in flight
     positions: list[ClaimPosition] = Field(default_factory=list)
     ts: Timestamp
 

@@ -181,6 +181,7 @@ SAMPLES: dict[str, r.Record] = {
         claim_id="k-1",
         account="acct-1",
         deficit=12.5,
+        payouts_received=40.0,
         positions=[
             r.ClaimPosition(instrument="BTC-PERPETUAL", qty=-2.0, mark=90_000.0, unit_value=1.0)
         ],

@@ -19,10 +19,17 @@ def _fee(n: int, amount: float) -> r.LiquidationFee:
     return r.LiquidationFee(fee_id=f"fee-{n}", account="x", amount=amount, fill_id=f"f{n}", ts=TS)
 
 
-def _claim(cid: str, deficit: float, qty: float = 2.0) -> r.InsuranceClaim:
+def _claim(
+    cid: str, deficit: float, qty: float = 2.0, account: str = "broke", received: float = 0.0
+) -> r.InsuranceClaim:
     position = r.ClaimPosition(instrument="BTC-PERPETUAL", qty=qty, mark=60_000.0, unit_value=1.0)
     return r.InsuranceClaim(
-        claim_id=cid, account="broke", deficit=deficit, positions=[position], ts=TS
+        claim_id=cid,
+        account=account,
+        deficit=deficit,
+        payouts_received=received,
+        positions=[position],
+        ts=TS,
     )
 
 
@@ -129,7 +136,7 @@ def test_deficits_equal_payouts_plus_adl_to_the_cent(
         owner.on_fee(_fee(n, amount))
     outputs = []
     for n, deficit in enumerate(deficits):
-        outputs += owner.on_claim(_claim(f"c{n}", deficit, qty=1.0 + n))
+        outputs += owner.on_claim(_claim(f"c{n}", deficit, qty=1.0 + n, account=f"broke-{n}"))
     by = _topics(outputs)
     paid = sum(to_cents(e.amount) for e in by["insurance-fund"] if e.kind.value == "PAYOUT")
     short = sum(to_cents(e.amount) for e in by["insurance-fund"] if e.kind.value == "SHORTFALL")
@@ -153,3 +160,23 @@ def test_a_position_no_counterparty_takes_goes_to_the_book_after_the_timeout() -
     assert (order.side.value, order.qty, order.limit_price) == ("SELL", 2.0, 30_000.0)
     assert not owner.pending and owner.uncovered_cents == 20_000
     assert owner.deficits_cents == owner.payouts_cents + owner.adl_cents + owner.uncovered_cents
+
+
+def test_a_claim_repeated_before_its_payout_landed_is_not_paid_twice() -> None:
+    """The account claims again (its deficit unchanged: the payout is still on its way); the
+    fund takes off what it paid beyond what the account says it received."""
+    owner = FundOwner()
+    owner.on_fee(_fee(1, 1_000.0))
+    first = _topics(owner.on_claim(_claim("c1", 300.0, qty=0.0)))
+    assert [t.amount for t in first["collateral"]] == [300.0]
+    assert owner.on_claim(_claim("c2", 300.0, qty=0.0)) == []  # in flight: nothing more owed
+    # the deficit grew by 50 before the payout landed: only the 50 is paid
+    more = _topics(owner.on_claim(_claim("c3", 350.0, qty=0.0)))
+    assert [t.amount for t in more["collateral"]] == [50.0]
+    # both payouts landed and the account is short again by 20: 20 is paid
+    again = _topics(owner.on_claim(_claim("c4", 20.0, qty=0.0, received=350.0)))
+    assert [t.amount for t in again["collateral"]] == [20.0]
+    assert owner.fund.balance_cents == 100_000 - 37_000
+    assert owner.deficits_cents == owner.payouts_cents == 37_000
+    restored = FundOwner.from_dict(owner.to_dict())
+    assert restored.paid_by_account == {"broke": 37_000}

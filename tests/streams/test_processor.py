@@ -8,6 +8,7 @@ import pytest
 
 from streams import records as r
 from streams.market_state import MarketState
+from streams.portfolio import PortfolioRecord
 from streams.processor import AccountProcessor, InputRef, Output
 
 T0 = datetime(2026, 11, 24, 8, tzinfo=UTC)
@@ -153,6 +154,31 @@ def test_a_gap_below_zero_equity_claims_the_deficit_once_with_the_positions() ->
     assert not [o for o in out if o.topic == "liquidations"]  # past bankruptcy: no book orders
     again = _market(proc, market, 74_000.0, T0 + timedelta(seconds=2))
     assert not [o for o in again if isinstance(o.record, r.InsuranceClaim)]
+
+
+def test_a_claim_says_which_payouts_the_account_has_received() -> None:
+    """Payouts applied are counted, so that the fund can tell a repeated claim's payouts in
+    flight (streams/fund.py); the count survives the table."""
+    proc, market = _setup()
+    out = _market(proc, market, 75_000.0, T0 + timedelta(seconds=1))
+    (claim,) = [o.record for o in out if isinstance(o.record, r.InsuranceClaim)]
+    assert claim.payouts_received == 0.0
+    payout = r.CollateralTransfer(
+        transfer_id="p1",
+        account="x",
+        asset="USD",
+        amount=1_234.5,
+        kind="INSURANCE_PAYOUT",
+        ts=T0 + timedelta(seconds=2),
+    )
+    proc.on_transfer(payout, InputRef("collateral", 0, 5))
+    record = proc.records["x"]
+    assert record.payouts_received == 1_234.5
+    assert PortfolioRecord.from_dict(record.to_dict()).payouts_received == 1_234.5
+    record.claimed = []  # ADL closed the claimed position's share (here: pretend it did)
+    later = _market(proc, market, 60_000.0, T0 + timedelta(seconds=200))
+    (again,) = [o.record for o in later if isinstance(o.record, r.InsuranceClaim)]
+    assert again.payouts_received == 1_234.5
 
 
 def test_profitable_positions_are_published_as_adl_candidates_once_per_interval() -> None:
