@@ -29,6 +29,12 @@ def to_cents(usd: float) -> int:
     return int(math.copysign(math.floor(abs(usd) * 100.0 + 0.5), usd))
 
 
+def deficit_cents(usd: float) -> int:
+    """A deficit in whole cents, rounded up: a payout covers it in full, so the account is
+    not left a fraction of a cent below zero (bankrupt, with nothing the fund can pay)."""
+    return max(math.ceil(usd * 100.0 - 1e-6), 0)
+
+
 @dataclass(frozen=True)
 class FundEvent:
     """One change of the fund: kind, amount (cents, >= 0), balance after (cents), account."""
@@ -69,7 +75,7 @@ class InsuranceFund:
 
     def claim(self, deficit_usd: float, account: str, reference: str) -> ClaimResult:
         """Cover a bankrupt deficit as far as the balance goes; the rest is a shortfall."""
-        deficit = to_cents(deficit_usd)
+        deficit = deficit_cents(deficit_usd)
         if deficit <= 0 or reference in self.seen:
             return ClaimResult(0, 0, ())
         self.seen.add(reference)

@@ -150,6 +150,18 @@ class LiquidationPlanner:
             out.append(self._proportional(state, group))
         return out
 
+    def _conversions(self, state: _State) -> list[list[_Leg]]:
+        """Stablecoins sold to USD whole: they carry no risk to reduce, only their haircut, so
+        they are the last resort, when no position or coin sale helps any more (an account
+        left with a USD debt against USDC would otherwise stay below MM with nothing to do)."""
+        assets = state.book.market.assets
+        settlement = self.params.settlement_currency
+        return [
+            [_Leg(asset, -bal, True)]
+            for asset, bal in state.coins.items()
+            if bal > 0 and asset in assets and asset != settlement
+        ]
+
     def _proportional(self, state: _State, legs: list[_Leg]) -> list[_Leg]:
         """The same fraction of every position of a group: the smallest of their slice fractions."""
         fraction = min(abs(leg.dqty) / abs(state.positions[leg.name][0]) for leg in legs)
@@ -184,16 +196,19 @@ class LiquidationPlanner:
         _, equity_mm, mm = state.margin()
         target = self.params.liquidation.target_ratio
         best, best_score = None, 0.0
-        for legs in self._candidates(state):
-            after = self._what_if(state, legs)
-            if after is None:
-                continue
-            e_mm, new_mm, notional = after
-            if new_mm > mm + 1e-9 or notional <= 0:
-                continue
-            gain = (e_mm - target * new_mm) - (equity_mm - target * mm)
-            if gain > 1e-9 and gain / notional > best_score:
-                best, best_score = legs, gain / notional
+        for candidates in (self._candidates, self._conversions):
+            for legs in candidates(state):
+                after = self._what_if(state, legs)
+                if after is None:
+                    continue
+                e_mm, new_mm, notional = after
+                if new_mm > mm + 1e-9 or notional <= 0:
+                    continue
+                gain = (e_mm - target * new_mm) - (equity_mm - target * mm)
+                if gain > 1e-9 and gain / notional > best_score:
+                    best, best_score = legs, gain / notional
+            if best is not None:
+                break
         if best is None:
             return None
         e_mm, new_mm, _ = self._what_if(state, best) or (0.0, 0.0, 0.0)

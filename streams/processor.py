@@ -16,6 +16,7 @@ import numpy as np
 
 from engine.book import MarginBook
 from engine.instruments import InstrumentError, InstrumentKind
+from engine.insurance import deficit_cents
 from engine.liquidation import LiquidationPlanner
 from engine.margin import MarginReport
 from engine.risk_arrays import MissingMarketData
@@ -473,7 +474,7 @@ class AccountProcessor:
         if self._claim_outstanding(record) or self._depends_on_stale(record):
             return []
         deficit = -float(status.equity)  # type: ignore[attr-defined]
-        if deficit <= 0.0:
+        if deficit_cents(deficit) <= 0:  # float residue below a cent: nothing to pay
             return []
         record.claim_ts = now
         record.claim_sequence += 1

@@ -105,3 +105,18 @@ def test_a_healthy_account_gets_no_orders_and_a_negative_one_is_bankrupt() -> No
         "a"
     )
     assert plan.bankrupt and not plan.orders
+
+
+def test_an_account_with_no_position_converts_its_stablecoin_to_repay_usd() -> None:
+    """Left with a USD debt against USDC after its positions are gone, an account is below MM
+    only through the USDC haircut: the plan sells the USDC to USD (section 9's coin sale),
+    which clears the haircut, instead of leaving it in LIQUIDATION with nothing to close."""
+    book = _book([], {"USD": -2_999.0, "USDC": 3_000.0})
+    out = book.margin().account(0)
+    assert out["mm"] == 0.0 and out["equity"] == pytest.approx(1.0)
+    assert out["equity_mm"] < 0.0 and out["state"] == "LIQUIDATION"
+    plan = LiquidationPlanner(book).plan("a")
+    assert [(o.instrument, o.side) for o in plan.orders] == [("USDC", "SELL")]
+    # all of it: with equity of 1 USD, no sale pays the 0.5% fee and meets the target; the
+    # fee the fund takes comes back to the account as a small claim
+    assert plan.orders[0].qty == -3_000.0 and not plan.target_met

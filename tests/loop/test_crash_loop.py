@@ -15,8 +15,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from engine.insurance import to_cents
+from engine.insurance import deficit_cents, to_cents
 from streams import records as r
+from streams.fund import _id
 from streams.simulator.runner import SimulatorLoop
 from streams.simulator.scenario import CrashScenario
 from tests.streams.worker_harness import Collector, running
@@ -57,6 +58,19 @@ def _history(statuses: list[Any], accounts: list[str]) -> list[tuple[Any, ...]]:
         for s in statuses
         if s.account in accounts
     ]
+
+
+def _recognised(claims: list[Any], events: list[Any]) -> dict[str, int]:
+    """Cents of deficit the fund recognised per account: each claim's deficit net of what the
+    fund had paid the account beyond what the claim says it received (payouts in flight)."""
+    payout = {e.event_id: to_cents(e.amount) for e in events if e.kind.value == "PAYOUT"}
+    paid: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    for c in claims:
+        in_flight = max(paid[c.account] - to_cents(c.payouts_received), 0)
+        total[c.account] += deficit_cents(c.deficit - in_flight / 100.0)
+        paid[c.account] += payout.get(_id("fund", "PAYOUT", c.claim_id), 0)
+    return dict(total)
 
 
 def _fills(fills: list[Any], accounts: list[str]) -> list[tuple[Any, ...]]:
@@ -133,7 +147,7 @@ def _check(out: Collector, sim: SimulatorLoop) -> None:
         by_kind[e.kind.value] += to_cents(e.amount)  # type: ignore[attr-defined]
     balance = to_cents(events[-1].balance_after) if events else 0  # type: ignore[attr-defined]
     assert balance == by_kind["FEE"] - by_kind["PAYOUT"]
-    deficits = sum(to_cents(c.deficit) for c in claims)
+    deficits = sum(_recognised(claims, events).values())
     adl_cents = sum(to_cents(o.amount) for o in adl)  # type: ignore[attr-defined]
     assert deficits == by_kind["PAYOUT"] + by_kind["SHORTFALL"]
     takeovers = [o for o in orders if o.reason == "BANKRUPTCY"]  # type: ignore[attr-defined]

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.insurance import to_cents
+from engine.insurance import deficit_cents, to_cents
 from streams import records as r
 from streams.fund import FundOwner
 
@@ -141,7 +141,7 @@ def test_deficits_equal_payouts_plus_adl_to_the_cent(
     paid = sum(to_cents(e.amount) for e in by["insurance-fund"] if e.kind.value == "PAYOUT")
     short = sum(to_cents(e.amount) for e in by["insurance-fund"] if e.kind.value == "SHORTFALL")
     adl = sum(to_cents(o.amount) for o in by.get("adl", []))
-    assert sum(to_cents(d) for d in deficits) == paid + short
+    assert sum(deficit_cents(d) for d in deficits) == paid + short
     assert short == adl and not owner.pending
     assert owner.fund.balance_cents == sum(to_cents(f) for f in fees) - paid
 
