@@ -151,9 +151,12 @@ class LiquidationPlanner:
         return out
 
     def _conversions(self, state: _State) -> list[list[_Leg]]:
-        """Stablecoins sold to USD whole: they carry no risk to reduce, only their haircut, so
-        they are the last resort, when no position or coin sale helps any more (an account
-        left with a USD debt against USDC would otherwise stay below MM with nothing to do)."""
+        """Stablecoins sold to USD whole, once no position is left: they carry no risk to
+        reduce, only their haircut, and their fee must not push an account with positions into
+        bankruptcy; but an account left with a USD debt against USDC would otherwise stay below
+        MM with nothing to close."""
+        if state.positions:
+            return []
         assets = state.book.market.assets
         settlement = self.params.settlement_currency
         return [
