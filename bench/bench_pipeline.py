@@ -100,7 +100,7 @@ def run(log_dir: Path) -> dict[str, Any]:
         pipe.start_worker()
         status = pipe.listener(["margin-status"])
         pipe.seed_market()
-        out["ready_s"] = _wait_ready(pipe, status, 120)
+        out["ready_s"] = wait_ready(pipe, status, 120)
         out["throughput"] = _throughput(pipe, status)
         sustained = out["throughput"]["rate"]
         rates = [LATENCY_RATE]
@@ -119,7 +119,7 @@ def run(log_dir: Path) -> dict[str, Any]:
     return out
 
 
-def _wait_ready(pipe: Pipeline, status: Any, timeout_s: float) -> float:
+def wait_ready(pipe: Pipeline, status: Any, timeout_s: float) -> float:
     """Seconds until the worker answers a deposit with a status. A deposit that overtakes the
     market (the market reaches the account agent one hop later, through the broadcast) waits
     unpriced and silently, so a new probe account is tried every 2 s."""
@@ -133,7 +133,7 @@ def _wait_ready(pipe: Pipeline, status: Any, timeout_s: float) -> float:
     raise RuntimeError(f"the worker never answered a deposit in {timeout_s:.0f} s")
 
 
-def _fund(pipe: Pipeline, status: Any, prefix: str, count: int) -> list[str]:
+def fund_accounts(pipe: Pipeline, status: Any, prefix: str, count: int) -> list[str]:
     """Fresh accounts with a deposit each, waited for (their statuses)."""
     accounts = [f"{prefix}-{i:05d}" for i in range(count)]
     pipe.send_raw(pipe.deposits(accounts))
@@ -144,7 +144,7 @@ def _fund(pipe: Pipeline, status: Any, prefix: str, count: int) -> list[str]:
 
 def _throughput(pipe: Pipeline, status: Any) -> dict[str, Any]:
     """Fills a second the worker sustains while it always has a backlog."""
-    accounts = _fund(pipe, status, "tp", THROUGHPUT_ACCOUNTS)
+    accounts = fund_accounts(pipe, status, "tp", THROUGHPUT_ACCOUNTS)
     fills = pipe.fills(accounts, THROUGHPUT_FILLS, seed=1)
     before = len(status.seen)
     start = time.perf_counter()
@@ -177,7 +177,7 @@ def _settle(status: Any, quiet_s: float = 2.0, timeout_s: float = 60.0) -> None:
 def _latency(pipe: Pipeline, status: Any, prefix: str, rate: float, seconds: float) -> dict:
     """Latency of fills paced at `rate` a second for `seconds`, on fresh funded accounts, the
     worker idle when they start."""
-    accounts = _fund(pipe, status, prefix, THROUGHPUT_ACCOUNTS)
+    accounts = fund_accounts(pipe, status, prefix, THROUGHPUT_ACCOUNTS)
     _settle(status)
     fills = pipe.fills(accounts, int(rate * seconds), seed=2)
     sent = paced(pipe, fills, rate)

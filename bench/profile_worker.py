@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from bench.bench_pipeline import _fund, _wait_ready, steady_rate
+from bench.bench_pipeline import fund_accounts, steady_rate, wait_ready
 from bench.pipeline_kit import Pipeline
 from bench.report import REPORTS
 
@@ -58,8 +58,8 @@ def record(seconds: float, out: Path) -> float:
             worker = pipe.start_worker()
             status = pipe.listener(["margin-status"])
             pipe.seed_market()
-            _wait_ready(pipe, status, 120)
-            accounts = _fund(pipe, status, "tp", ACCOUNTS)
+            wait_ready(pipe, status, 120)
+            accounts = fund_accounts(pipe, status, "tp", ACCOUNTS)
             fills = pipe.fills(accounts, FILLS, seed=1)
             args = ["record", "-p", str(worker.pid), "-f", "raw", "-o", str(out)]
             sampler = subprocess.Popen([spy, *args, "-d", str(int(seconds)), "-r", "200"])

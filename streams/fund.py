@@ -58,6 +58,11 @@ def _id(kind: str, *parts: object) -> str:
     return f"{kind}-{hashlib.sha256(text.encode()).hexdigest()[:24]}"
 
 
+def fund_event_id(kind: str, reference: str) -> str:
+    """The id of the fund's event of a kind (FEE, PAYOUT, SHORTFALL) for a fee or claim id."""
+    return _id("fund", kind, reference)
+
+
 @dataclass
 class FundOwner:
     """The fund ledger, the ADL candidates by partition, and the reconciliation totals (cents)."""
@@ -128,7 +133,7 @@ class FundOwner:
     def _event_output(self, event: Any, ts: datetime) -> Output:
         """An insurance-fund event record (USD amounts, the balance after it)."""
         record = InsuranceFundEvent(
-            event_id=_id("fund", event.kind.value, event.reference),
+            event_id=fund_event_id(event.kind.value, event.reference),
             currency=self.currency,
             kind=event.kind,
             amount=event.amount_cents / 100.0,

@@ -17,7 +17,7 @@ from typing import Any
 
 from engine.insurance import deficit_cents, to_cents
 from streams import records as r
-from streams.fund import _id
+from streams.fund import fund_event_id
 from streams.simulator.runner import SimulatorLoop
 from streams.simulator.scenario import CrashScenario
 from tests.streams.worker_harness import Collector, running
@@ -69,7 +69,7 @@ def _recognised(claims: list[Any], events: list[Any]) -> dict[str, int]:
     for c in claims:
         in_flight = max(paid[c.account] - to_cents(c.payouts_received), 0)
         total[c.account] += deficit_cents(c.deficit - in_flight / 100.0)
-        paid[c.account] += payout.get(_id("fund", "PAYOUT", c.claim_id), 0)
+        paid[c.account] += payout.get(fund_event_id("PAYOUT", c.claim_id), 0)
     return dict(total)
 
 
