@@ -93,6 +93,20 @@ class Settings(BaseSettings):
         "that holds a fetch that long when records arrive, as the embedded one does, adds it to "
         "every input's latency)",
     )
+    account_batch_max: int = Field(
+        500,
+        ge=1,
+        le=100_000,
+        description="most account inputs a worker handles as one batch (one table write per "
+        "changed record, one hand-over of outputs to the producer)",
+    )
+    account_batch_within_ms: float = Field(
+        2.0,
+        gt=0.0,
+        le=1000.0,
+        description="longest the account agent waits to fill a batch (it adds up to this to an "
+        "input's latency when inputs are sparse)",
+    )
     params_file: Path | None = Field(None, description="initial risk parameters (JSON or TOML)")
     pol_secret: SecretStr | None = Field(
         None, description="proof-of-liabilities secret (hex); unset: no roots are published"

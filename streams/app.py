@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +24,7 @@ from faust.types import TP
 from pydantic import ValidationError
 
 from infra.settings import Settings
+from streams.account_batch import AccountBatch
 from streams.codec import AvroCodec, CodecError, codec_from_settings
 from streams.cursor import Cursor
 from streams.fund import FUND_KEY, FundOwner
@@ -107,6 +108,7 @@ class Worker:
         self.metrics = WorkerMetrics()
         self.outbox = Outbox()
         self.cursor = Cursor()
+        self.batch = AccountBatch()  # the account inputs being handled (streams/account_batch.py)
         self.topics = {
             name: app.topic(
                 settings.topic(name),
@@ -210,19 +212,47 @@ class Worker:
             return None
         return zlib.crc32(key.encode()) % self.settings.partitions
 
-    async def send_encoded(self, ref: InputRef, outputs: list[Encoded]) -> None:
-        """Send an input's encoded outputs; the outbox keeps them until acknowledged."""
-        futures = []
-        for out in outputs:
-            futures.append(
-                await self.topics[out.topic].send(
-                    key=out.key.encode(),
-                    value=out.value,
-                    partition=self.input_partition(out.topic, out.key),
+    def send_encoded(self, ref: InputRef, outputs: list[Encoded]) -> None:
+        """Queue an input's encoded outputs for the batch's end; pending in the outbox (which
+        keeps them) from now until acknowledged."""
+        self.outbox.expect(ref, len(outputs))
+        self.batch.send(ref, outputs)
+
+    async def on_account_batch(self, events: Sequence[Any]) -> None:
+        """Handle a batch of account inputs in order, then send their outputs
+        (streams/account_batch.py)."""
+        self.batch = AccountBatch()
+        for event in events:
+            msg = event.message
+            with writing_to(msg.topic, msg.partition):  # a rejection's cursor, proof leaves
+                await self.guarded(self.on_account_input, event)
+        self.settle_waves()
+        batch, self.batch = self.batch, AccountBatch()
+        await self.send_batch(batch)
+        self.metrics.batch(len(events))
+
+    def settle_waves(self) -> None:
+        """Settle every partition's wave (at the batch's end, and before the batch awaits
+        anything: a rebalance can only happen at an await, and it must find every input handled
+        so far in the table, which a partition's next processor is rebuilt from)."""
+        for partition in list(self.batch.waves):
+            self.settle_wave(partition)
+
+    async def send_batch(self, batch: AccountBatch) -> None:
+        """Hand a batch's outputs to the producer in input order; each input's stay pending in
+        the outbox until acknowledged. Outputs of a partition revoked meanwhile go out too: a
+        consumer drops a copy by its id, nobody can restore a loss."""
+        producer = self.app.producer
+        for ref, outputs in batch.sends:
+            futures = []
+            for out in outputs:
+                topic = self.settings.topic(out.topic)
+                partition = self.input_partition(out.topic, out.key)
+                futures.append(
+                    await producer.send(topic, out.key.encode(), out.value, partition, None, None)
                 )
-            )
-            self.metrics.sent(out.topic)
-        self.outbox.track(ref, futures)
+                self.metrics.sent(out.topic)
+            self.outbox.watch(ref, futures)
 
     async def reject(self, event: Any, reason: DlqReason, detail: str) -> None:
         """Send a record to the dlq with its origin and the reason."""
@@ -241,6 +271,7 @@ class Worker:
             "dlq %s %s:%s@%s %s", reason.value, msg.topic, msg.partition, msg.offset, detail
         )
         if self.logical(msg.topic) in ACCOUNT_INPUTS:
+            self.settle_waves()  # before the await below (settle_waves says why)
             handled = self.cursor.reject(msg.topic, msg.partition, msg.offset)
             self.table[CURSOR_KEY.format(partition=msg.partition)] = orjson.dumps(handled)
         await self.topics["dlq"].send(key=msg.key, value=self.codec.encode("dlq", record))
@@ -301,16 +332,18 @@ class Worker:
         outcome ('applied', or 'duplicate' for an input at an offset already applied, whose
         outputs the outbox sends again: streams/outbox.py)."""
         msg = event.message
-        proc = self.processor(msg.partition)
         ref = InputRef(msg.topic, msg.partition, msg.offset)
         await self.in_order(ref)
+        proc = self.processor(msg.partition)  # after any await: a rebalance may have rebuilt it
         topic = self.logical(msg.topic)
         value = self.codec.decode(topic, msg.value)
         self.outbox.handling(ref)
         if self.outbox.replayed(proc, ref, value):
-            await self.send_encoded(ref, self.outbox.stored(proc, ref, value))
+            self.settle_wave(proc.partition)
+            self.send_encoded(ref, self.outbox.stored(proc, ref, value))
             return "duplicate"
         if isinstance(value, MarketUpdate):
+            self.settle_wave(proc.partition)
             started = time.perf_counter()
             outputs = proc.on_market(value, ref)
             self.metrics.revaluation.observe(time.perf_counter() - started)
@@ -319,18 +352,42 @@ class Worker:
             encoded, _ = self.outbox.file(proc, ref, outputs, self.codec, changed)
             self.save(proc, changed, market=True)
             save_leaves(self.table, proc)
+            self.send_encoded(ref, encoded)
+            return "applied"
+        self.check_time(value.ts)  # type: ignore[attr-defined]
+        account = value.account  # type: ignore[attr-defined]
+        if self.batch.waiting(proc.partition, account):
+            self.settle_wave(proc.partition)
+        if isinstance(value, Fill):
+            applied = proc.apply_fill(value, ref)
         else:
-            self.check_time(value.ts)  # type: ignore[attr-defined]
-            if isinstance(value, Fill):
-                outputs = proc.on_fill(value, ref)
-            else:
-                assert isinstance(value, CollateralTransfer)
-                outputs = proc.on_transfer(value, ref)
-            saving = {value.account} & proc.records.keys()
-            encoded, shared = self.outbox.file(proc, ref, outputs, self.codec, saving)
-            self.save(proc, saving, market=shared)
-        await self.send_encoded(ref, encoded)
+            assert isinstance(value, CollateralTransfer)
+            applied = proc.apply_transfer(value, ref)
+        if applied is None:  # an offset already applied (the outbox check saw it first)
+            return "duplicate"
+        self.batch.join(proc, applied)
         return "applied"
+
+    def settle_wave(self, partition: int) -> None:
+        """The statuses of a partition's waiting inputs from one margin pass; in input order,
+        each input's outputs filed in its account's outbox, the record written, the outputs
+        queued."""
+        wave = self.batch.take_wave(partition)
+        if wave is None:
+            return
+        proc = wave.processor
+        if self.processors.get(partition) is not proc:  # settled before every await: never
+            log.error(
+                "partition %s changed hands with %s inputs unsettled", partition, len(wave.inputs)
+            )
+            return
+        applied = list(wave.inputs.values())
+        with writing_to(self.settings.topic("fills"), partition):
+            for one, outputs in zip(applied, proc.settle(applied), strict=True):
+                saving = {one.record.account} & proc.records.keys()
+                encoded, shared = self.outbox.file(proc, one.ref, outputs, self.codec, saving)
+                self.save(proc, saving, market=shared)
+                self.send_encoded(one.ref, encoded)
 
     async def in_order(self, ref: InputRef) -> None:
         """Handle the partition's earlier inputs first: when the consumer hands over an input
@@ -342,6 +399,7 @@ class Worker:
             log.warning(
                 "%s:%s: got %s, reading %s to %s again", topic, partition, offset, want, offset
             )
+            self.settle_waves()  # before the await (settle_waves says why)
             hole = await asyncio.to_thread(
                 read_range, self.settings, topic, partition, want, offset
             )
@@ -461,8 +519,9 @@ def create_app(settings: Settings) -> tuple[faust.App, Worker]:
 
     @app.agent(account_topic, name="spma.accounts")
     async def account_agent(stream: Any) -> None:
-        async for event in stream.events():
-            await worker.guarded(worker.on_account_input, event)
+        within = settings.account_batch_within_ms / 1000.0
+        async for events in stream.take_events(settings.account_batch_max, within):
+            await worker.on_account_batch(events)
 
     fund_topic = app.topic(
         *(settings.topic(t) for t in FUND_INPUTS),

@@ -17,11 +17,13 @@ table would then lack inputs nobody reads again:
 How. The table says how far each input topic of a partition was handled: the largest offset any
 account record applied, the market updates applied (kept with the partition's market state) and
 the inputs rejected to the dlq (a small cursor record of the partition). A partition's inputs are
-handled strictly in offset order per topic, so the next one is that plus one; inputs at or below
-it are replays, handled as such. An input beyond it means a hole: the worker reads the hole's
-records from the broker itself (by assignment, not through Faust's fetcher, whose read offset is
-what jumped) and handles each of them in order before the input, then marks the hole's offsets
-done in the consumer so that its commits move past it. Offsets the broker does not hold (deleted
+handled strictly in offset order per topic, and their records reach the changelog in that order
+(a batch writes its records wave by wave, in input order: streams/account_batch.py), so the next
+one is that plus one; inputs at or below it are replays, handled as such. An input beyond it
+means a hole: the worker reads the hole's records from the broker itself (by assignment, not
+through Faust's fetcher, whose read offset is what jumped) and handles each of them in order
+before the input, then marks the hole's offsets done in the consumer so that its commits move
+past it. Offsets the broker does not hold (deleted
 by retention, transaction markers) are simply not there to handle.
 """
 

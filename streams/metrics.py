@@ -12,6 +12,7 @@ Names:
   ``duplicate`` (a fill or transfer at an offset already applied, skipped on a replay),
   ``conflated`` (a market input absorbed without a broadcast) or ``dlq``;
 - ``spma_processing_seconds{kind}``: time to handle one input, by input kind (its logical topic);
+- ``spma_account_batch_size``: account inputs handled per batch (streams/account_batch.py);
 - ``spma_revaluation_seconds``: time of a partition's revaluation on one market update;
 - ``spma_dlq_records_total{reason}``: records sent to the dlq, by reason;
 - ``spma_outputs_total{topic}``: records sent, by logical topic;
@@ -33,6 +34,7 @@ from streams.processor import AccountProcessor
 from streams.subaccounts import rows_of
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000)
 OUTCOMES = ("applied", "duplicate", "conflated", "dlq")
 
 
@@ -58,6 +60,12 @@ class WorkerMetrics:
             "spma_revaluation_seconds",
             "Time to revalue a partition's accounts on one market update",
             buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.batch_size = Histogram(
+            "spma_account_batch_size",
+            "Account inputs handled per batch",
+            buckets=BATCH_BUCKETS,
             registry=self.registry,
         )
         self.dlq = Counter(
@@ -93,6 +101,10 @@ class WorkerMetrics:
         """One input handled: its outcome and how long it took."""
         self.events.labels(topic, outcome).inc()
         self.processing.labels(topic).observe(seconds)
+
+    def batch(self, size: int) -> None:
+        """One batch of account inputs handled."""
+        self.batch_size.observe(size)
 
     def rejected(self, reason: str) -> None:
         """One record sent to the dlq."""

@@ -86,13 +86,27 @@ class Deliveries:
         gone = set(partitions)
         for tp in [tp for tp in self.horizon if tp[1] in gone]:
             del self.horizon[tp]
+        for tp in [tp for tp in self.pending if tp[1] in gone]:
+            del self.pending[tp]  # what was sent was flushed before the offsets were committed
 
     def track(self, topic: str, partition: int, offset: int, futures: Sequence[Any]) -> None:
         """Count an input's outputs as pending until the producer acknowledges each of them."""
-        if not futures:
+        self.expect(topic, partition, offset, len(futures))
+        self.watch(topic, partition, offset, futures)
+
+    def expect(self, topic: str, partition: int, offset: int, count: int) -> None:
+        """Count outputs of an input as pending before they are handed to the producer (a batch
+        sends its inputs' outputs at its end: until then they must not look delivered)."""
+        if count:
+            counts = self.pending.setdefault((topic, partition), {})
+            counts[offset] = counts.get(offset, 0) + count
+
+    def watch(self, topic: str, partition: int, offset: int, futures: Sequence[Any]) -> None:
+        """Take expected outputs off the pending count as the producer acknowledges them
+        (nothing to do when the partition was reset since they were expected)."""
+        counts = self.pending.get((topic, partition))
+        if counts is None or offset not in counts:
             return
-        counts = self.pending.setdefault((topic, partition), {})
-        counts[offset] = counts.get(offset, 0) + len(futures)
 
         def done(fut: asyncio.Future[Any]) -> None:
             if fut.cancelled() or fut.exception() is not None:
@@ -213,9 +227,13 @@ class Outbox:
             )
         return encoded, bool(rest)
 
-    def track(self, ref: InputRef, futures: Sequence[Any]) -> None:
-        """Outputs of an input were handed to the producer: pending until acknowledged."""
-        self.deliveries.track(ref.topic, ref.partition, ref.offset, futures)
+    def expect(self, ref: InputRef, count: int) -> None:
+        """Outputs of an input will be handed to the producer at the batch's end: pending."""
+        self.deliveries.expect(ref.topic, ref.partition, ref.offset, count)
+
+    def watch(self, ref: InputRef, futures: Sequence[Any]) -> None:
+        """Expected outputs of an input were handed to the producer: pending until acknowledged."""
+        self.deliveries.watch(ref.topic, ref.partition, ref.offset, futures)
 
     def reset(self, partitions: Iterable[int]) -> None:
         """Partitions assigned or revoked: their state is read again from the table."""

@@ -9,7 +9,8 @@ agents and the offline demo both drive this class.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
@@ -87,6 +88,18 @@ class InputRef:
     topic: str
     partition: int
     offset: int
+
+
+@dataclass(frozen=True)
+class Applied:
+    """A fill or transfer applied to its account, its status not yet computed: a batch settles
+    many accounts' statuses in one margin pass (``AccountProcessor.settle``)."""
+
+    record: PortfolioRecord
+    reason: str
+    ref: InputRef
+    ts: datetime
+    outputs: list[Output] = field(default_factory=list)  # what comes before the status
 
 
 class AccountProcessor:
@@ -186,6 +199,10 @@ class AccountProcessor:
 
     def on_fill(self, fill: Fill, ref: InputRef) -> list[Output]:
         """Apply a fill once; the account's status (and a call on entering MARGIN_CALL)."""
+        return self.settle_one(self.apply_fill(fill, ref))
+
+    def apply_fill(self, fill: Fill, ref: InputRef) -> Applied | None:
+        """Apply a fill once, its status left to ``settle`` (None: a replay, skipped)."""
         record = self._record(fill.account)
         if record.already_applied(ref.topic, ref.offset, fill.fill_id):
             return self._duplicate(record, fill.fill_id, ref)
@@ -209,7 +226,7 @@ class AccountProcessor:
         ]
         if not all(synced):
             self.rebuild()
-        return self._fee(fill) + self._account_outputs(record, "FILL", ref, fill.ts)
+        return Applied(record, "FILL", ref, fill.ts, self._fee(fill))
 
     def _fee(self, fill: Fill) -> list[Output]:
         """A LIQUIDATION fill's fee is owed to the insurance fund (its single owner)."""
@@ -234,6 +251,10 @@ class AccountProcessor:
 
     def on_transfer(self, transfer: CollateralTransfer, ref: InputRef) -> list[Output]:
         """Apply a collateral transfer once; the account's status."""
+        return self.settle_one(self.apply_transfer(transfer, ref))
+
+    def apply_transfer(self, transfer: CollateralTransfer, ref: InputRef) -> Applied | None:
+        """Apply a collateral transfer once, its status left to ``settle`` (None: a replay)."""
         record = self._record(transfer.account)
         if record.already_applied(ref.topic, ref.offset, transfer.transfer_id):
             return self._duplicate(record, transfer.transfer_id, ref)
@@ -250,12 +271,12 @@ class AccountProcessor:
         ]
         if not all(synced):
             self.rebuild()
-        return self._account_outputs(record, "TRANSFER", ref, transfer.ts)
+        return Applied(record, "TRANSFER", ref, transfer.ts)
 
-    def _duplicate(self, record: PortfolioRecord, input_id: str, ref: InputRef) -> list[Output]:
+    def _duplicate(self, record: PortfolioRecord, input_id: str, ref: InputRef) -> None:
         """A replayed offset is skipped silently; a known id at a new offset is a duplicate."""
         if ref.offset <= record.offsets.get(ref.topic, -1):
-            return []
+            return None
         raise InputRejected(DlqReason.DUPLICATE, f"id {input_id} was already applied")
 
     def on_market(self, update: MarketUpdate, ref: InputRef) -> list[Output]:
@@ -323,15 +344,26 @@ class AccountProcessor:
         present = [a for a in accounts if a in self.book and a not in self.unpriced]
         return self.book.margin(present) if present else None
 
-    def _account_outputs(
-        self, record: PortfolioRecord, reason: str, ref: InputRef, ts: datetime
-    ) -> list[Output]:
-        """Status of the account's family (master, isolated subs) after its own input."""
-        report = self._margin([r.account for r in margined(record)])
+    def settle_one(self, applied: Applied | None) -> list[Output]:
+        """The outputs of one applied input (none for a replay)."""
+        return self.settle([applied])[0] if applied is not None else []
+
+    def settle(self, applied: Sequence[Applied]) -> list[list[Output]]:
+        """The outputs of applied inputs of distinct accounts, in order: each one's own (a
+        fee), then its family's status (master, isolated subs) from one margin pass over all."""
+        families = [margined(a.record) for a in applied]
+        report = self._margin([r.account for family in families for r in family])
         if report is None:
-            return []
-        rows = np.arange(len(report.accounts))
-        return self._emit(report, rows, reason, ref, ts, force=True, family=rows_of([record]))
+            return [a.outputs for a in applied]
+        where = {account: i for i, account in enumerate(report.accounts)}
+        out = []
+        for a, family in zip(applied, families, strict=True):
+            rows = np.array([where[r.account] for r in family if r.account in where], np.int64)
+            status = self._emit(
+                report, rows, a.reason, a.ref, a.ts, force=True, family=rows_of([a.record])
+            )
+            out.append(a.outputs + status if rows.size else a.outputs)
+        return out
 
     def _market_outputs(self, ref: InputRef, ts: datetime) -> list[Output]:
         """Statuses after a market move: state changes and ratio moves beyond the parameter."""

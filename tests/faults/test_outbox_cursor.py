@@ -125,3 +125,33 @@ def test_the_cursor_finds_a_hole_and_takes_replays() -> None:
     assert cursor.reject(FILLS, 0, 120) == {FILLS: 120}
     cursor.reset([0])
     assert cursor.check(FILLS, 0, 7) == 0, "forgotten: read again from the table"
+
+
+def test_outputs_expected_by_a_batch_stay_in_the_outbox_until_acknowledged() -> None:
+    """A batch files an input's outputs before it hands them to the producer: a later input of
+    the same batch must not prune them, whatever the horizon says."""
+    deliveries = Deliveries()
+    box = [entry(FILLS, 0, 5, []), entry(FILLS, 0, 6, [])]
+    deliveries.handling(FILLS, 0, 5)
+    deliveries.expect(FILLS, 0, 5, 2)  # filed, not sent yet
+    deliveries.handling(FILLS, 0, 6)  # the next input: 5 is within the horizon
+    deliveries.expect(FILLS, 0, 6, 1)
+    assert [e[2] for e in deliveries.keep(box)] == [5, 6]
+    loop = asyncio.new_event_loop()
+    try:
+        sent = [loop.create_future(), loop.create_future()]
+        deliveries.watch(FILLS, 0, 5, sent)
+        sent[0].set_result(None)
+        loop.run_until_complete(asyncio.sleep(0))
+        assert [e[2] for e in deliveries.keep(box)] == [5, 6], "one of two acknowledged"
+        sent[1].set_result(None)
+        loop.run_until_complete(asyncio.sleep(0))
+        assert [e[2] for e in deliveries.keep(box)] == [6]
+        deliveries.reset([0])  # revoked before the batch sent it: watching it is a no-op
+        late = loop.create_future()
+        deliveries.watch(FILLS, 0, 6, [late])
+        late.set_result(None)
+        loop.run_until_complete(asyncio.sleep(0))
+    finally:
+        loop.close()
+    assert deliveries.pending == {}

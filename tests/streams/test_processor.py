@@ -222,3 +222,77 @@ def test_a_deposit_before_its_market_gets_a_status_when_the_market_comes() -> No
     out = _market(proc, market, 100_000.0, T0 + timedelta(seconds=1))
     (status,) = [o.record for o in out if o.topic == "margin-status"]
     assert status.account == "early" and status.state.value == "HEALTHY"  # type: ignore[attr-defined]
+
+
+def _wave_inputs() -> list[r.Record]:
+    """Deposits then fills of a dozen accounts, sized to land in every state from HEALTHY to
+    LIQUIDATION (and one liquidation fill owing a fee)."""
+    deposits = [
+        r.CollateralTransfer(
+            transfer_id=f"w-d{n}",
+            account=f"w{n}",
+            asset="USDC",
+            amount=2_000.0 + 1_500.0 * n,
+            kind="DEPOSIT",
+            ts=T0,
+        )
+        for n in range(12)
+    ]
+    fills = [
+        r.Fill(
+            fill_id=f"w-f{n}",
+            account=f"w{n}",
+            instrument="BTC-PERPETUAL",
+            side="BUY" if n % 2 else "SELL",
+            qty=0.4 + 0.05 * n,
+            price=100_000.0,
+            fee=3.0 if n == 5 else 0.0,
+            liquidity="LIQUIDATION" if n == 5 else "TAKER",
+            ts=T0 + timedelta(seconds=1),
+        )
+        for n in range(12)
+    ]
+    inputs: list[r.Record] = [*deposits, *fills]
+    return inputs
+
+
+def _apply(proc: AccountProcessor, value: r.Record, ref: InputRef):  # type: ignore[no-untyped-def]
+    if isinstance(value, r.Fill):
+        return proc.apply_fill(value, ref)
+    return proc.apply_transfer(value, ref)  # type: ignore[arg-type]
+
+
+def test_a_wave_of_accounts_settled_in_one_pass_gives_each_input_its_own_outputs() -> None:
+    """The batch path (apply many, settle once) against one input at a time: the same outputs
+    for each input, statuses equal to the last bits the two margin paths share."""
+    one, _ = _setup()
+    wave, _ = _setup()
+    inputs = _wave_inputs()
+    refs = [InputRef("fills", 0, 100 + i) for i in range(len(inputs))]
+    expected = [
+        one.on_fill(v, ref) if isinstance(v, r.Fill) else one.on_transfer(v, ref)  # type: ignore[arg-type]
+        for v, ref in zip(inputs, refs, strict=True)
+    ]
+    got: list[list[Output]] = []
+    for part in (slice(0, 12), slice(12, 24)):  # the deposits, then the fills: one per account
+        applied = [_apply(wave, v, ref) for v, ref in zip(inputs[part], refs[part], strict=True)]
+        got += wave.settle(applied)
+    assert len(got) == len(expected) == 24
+    states = set()
+    for want, have in zip(expected, got, strict=True):
+        assert [(o.topic, o.key) for o in have] == [(o.topic, o.key) for o in want]
+        for w, h in zip(want, have, strict=True):
+            a, b = w.record.to_avro(), h.record.to_avro()
+            assert a.keys() == b.keys()
+            for key, value in a.items():
+                if isinstance(value, float):
+                    assert b[key] == pytest.approx(value, rel=1e-9, abs=1e-9), key
+                elif key != "components":
+                    assert b[key] == value, key
+            if w.topic == "margin-status":
+                states.add(a["state"])
+    assert {"HEALTHY", "MARGIN_CALL", "LIQUIDATION"} <= states, states
+    assert any(o.topic == "insurance-claims" for out in got for o in out), "the fee comes first"
+    for account, record in one.records.items():
+        assert wave.records[account].state == record.state
+        assert wave.records[account].status_sequence == record.status_sequence
