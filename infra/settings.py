@@ -101,7 +101,7 @@ class Settings(BaseSettings):
         "changed record, one hand-over of outputs to the producer)",
     )
     account_batch_within_ms: float = Field(
-        2.0,
+        5.0,
         gt=0.0,
         le=1000.0,
         description="longest the account agent waits to fill a batch (it adds up to this to an "

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from streams import processor
 from streams import records as r
 from streams.market_state import MarketState
 from streams.portfolio import PortfolioRecord
@@ -262,9 +263,14 @@ def _apply(proc: AccountProcessor, value: r.Record, ref: InputRef):  # type: ign
     return proc.apply_transfer(value, ref)  # type: ignore[arg-type]
 
 
-def test_a_wave_of_accounts_settled_in_one_pass_gives_each_input_its_own_outputs() -> None:
-    """The batch path (apply many, settle once) against one input at a time: the same outputs
-    for each input, statuses equal to the last bits the two margin paths share."""
+@pytest.mark.parametrize("one_pass_from", [1, 1_000])
+def test_a_wave_of_accounts_settled_at_once_gives_each_input_its_own_outputs(
+    one_pass_from: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch path (apply many, settle once: in one vectorised pass, or account by account)
+    against one input at a time: the same outputs for each input, statuses equal to the last
+    bits the two margin paths share."""
+    monkeypatch.setattr(processor, "ONE_PASS_FROM", one_pass_from)
     one, _ = _setup()
     wave, _ = _setup()
     inputs = _wave_inputs()
