@@ -31,13 +31,13 @@ from bench.inprocess import Partitions, account_records, market_exchange, partit
 from bench.pipeline_kit import PARTITIONS, Pipeline
 from bench.report import Row, publish
 from streams.market_state import market_to_dict
+from streams.market_table import LIVE_KEY
 
 ACCOUNTS = 100_000
 POSITIONS = 10
 TARGET_GIB = 2.0
 MAX_WAIT_S = 300.0
 SAMPLE = 400
-MARKET_KEY = "\x00market/{partition}"
 
 
 def _changelog(pipe: Pipeline, app_id: str) -> str:
@@ -94,7 +94,7 @@ def _seed(pipe: Pipeline, topic: str, parts: Partitions, records: list[Any]) -> 
     )
     items = [
         (
-            json.dumps(MARKET_KEY.format(partition=proc.partition)).encode(),
+            json.dumps(LIVE_KEY.format(partition=proc.partition)).encode(),
             orjson.dumps(market_to_dict(proc.market)),
             proc.partition,
         )

@@ -99,23 +99,9 @@ def account_records(
     return out
 
 
-def fill_stages(
-    fills: int = 10_000, accounts: int = 2_000, partitions: int = 8
-) -> dict[str, float]:
-    """Seconds per fill of each step the worker's own code takes (no Kafka): Avro decoding, the
-    processor (record, book, margin, status), encoding the outputs, the table value (orjson)."""
-    import time
-
-    import orjson
-
-    from infra.settings import Settings
-    from streams.codec import codec_from_settings
-
+def _funded(partitions: int, accounts: int, ts: datetime) -> tuple[Partitions, list[str]]:
+    """Seeded partitions with `accounts` funded accounts."""
     parts = Partitions.seeded(partitions)
-    codec = codec_from_settings(Settings())
-    rng = np.random.default_rng(1)
-    linear = [n for n in parts.instruments if not n.endswith("-INV")]
-    ts = datetime.now(tz=UTC) - timedelta(seconds=1)
     names = [f"st-{i:05d}" for i in range(accounts)]
     for i, a in enumerate(names):
         proc = parts.processors[partition_of(a, partitions)]
@@ -123,23 +109,53 @@ def fill_stages(
             transfer_id=f"d-{a}", account=a, asset="USDC", amount=5e6, kind="DEPOSIT", ts=ts
         )
         proc.on_transfer(deposit, InputRef("spma.collateral", proc.partition, i))
-    raw = []
-    for i in range(fills):
-        a = names[i % accounts]
+    return parts, names
+
+
+def _random_fills(
+    parts: Partitions, names: list[str], count: int, ts: datetime, seed: int
+) -> list[r.Fill]:
+    """Taker fills cycling over the accounts, on random linear instruments and options."""
+    rng = np.random.default_rng(seed)
+    linear = [n for n in parts.instruments if not n.endswith("-INV")]
+    out = []
+    for i in range(count):
         name = linear[int(rng.integers(0, len(linear)))]
         und = name.split("-")[0]
         option = name.endswith(("-C", "-P"))
-        fill = r.Fill(
-            fill_id=f"f-{i}",
-            account=a,
-            instrument=name,
-            side="BUY" if rng.random() < 0.5 else "SELL",
-            qty=10_000.0 / SPOTS[und] * float(rng.uniform(0.1, 1.0)),
-            price=SPOTS[und] * (0.05 if option else 1.0),
-            liquidity="TAKER",
-            ts=ts,
+        out.append(
+            r.Fill(
+                fill_id=f"f-{seed}-{i}",
+                account=names[i % len(names)],
+                instrument=name,
+                side="BUY" if rng.random() < 0.5 else "SELL",
+                qty=10_000.0 / SPOTS[und] * float(rng.uniform(0.1, 1.0)),
+                price=SPOTS[und] * (0.05 if option else 1.0),
+                liquidity="TAKER",
+                ts=ts,
+            )
         )
-        raw.append((a, codec.encode("fills", fill)))
+    return out
+
+
+def fill_stages(
+    fills: int = 10_000, accounts: int = 2_000, partitions: int = 8, wave: int = 32
+) -> dict[str, float]:
+    """Seconds per fill of each step the worker's own code takes (no Kafka): Avro decoding, the
+    processor one fill at a time (record, book, margin, status), encoding the outputs, the table
+    value (orjson); and, apart, the processor on fills in waves of `wave` distinct accounts a
+    partition, as the account agent settles them under load (apply each, one margin pass)."""
+    import time
+
+    import orjson
+
+    from infra.settings import Settings
+    from streams.codec import codec_from_settings
+
+    ts = datetime.now(tz=UTC) - timedelta(seconds=1)
+    parts, names = _funded(partitions, accounts, ts)
+    codec = codec_from_settings(Settings())
+    raw = [(f.account, codec.encode("fills", f)) for f in _random_fills(parts, names, fills, ts, 1)]
     spent = dict.fromkeys(("decode", "processor", "encode", "table_value"), 0.0)
     clock = time.perf_counter
     for i, (a, data) in enumerate(raw):
@@ -158,4 +174,28 @@ def fill_stages(
         spent["processor"] += t2 - t1
         spent["encode"] += t3 - t2
         spent["table_value"] += t4 - t3
-    return {k: v / fills for k, v in spent.items()}
+    stages = {k: v / fills for k, v in spent.items()}
+    later = _random_fills(parts, names, fills, ts, 2)
+    stages["processor_waves"] = _in_waves(parts, later, wave, first_offset=fills)
+    return stages
+
+
+def _in_waves(parts: Partitions, fills: list[r.Fill], wave: int, first_offset: int) -> float:
+    """Seconds per fill of the processor on fills in waves of `wave` accounts a partition."""
+    import time
+
+    partitions = len(parts.processors)
+    spent, offset, chunk = 0.0, first_offset, wave * partitions
+    for start in range(0, len(fills), chunk):
+        by_partition: dict[int, list[tuple[r.Fill, InputRef]]] = {}
+        for fill in fills[start : start + chunk]:
+            p = partition_of(fill.account, partitions)
+            by_partition.setdefault(p, []).append((fill, InputRef("spma.fills", p, offset)))
+            offset += 1
+        t0 = time.perf_counter()
+        for p, items in by_partition.items():
+            proc = parts.processors[p]
+            applied = [proc.apply_fill(fill, ref) for fill, ref in items]
+            proc.settle([a for a in applied if a is not None])
+        spent += time.perf_counter() - t0
+    return spent / len(fills)

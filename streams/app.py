@@ -29,7 +29,8 @@ from streams.codec import AvroCodec, CodecError, codec_from_settings
 from streams.cursor import Cursor
 from streams.fund import FUND_KEY, FundOwner
 from streams.kafka_io import Received, read_range
-from streams.market_state import MarketState, market_from_dict, market_to_dict
+from streams.market_state import MarketState, market_from_dict
+from streams.market_table import MarketTable, load_market
 from streams.metrics import WorkerMetrics
 from streams.outbox import Encoded, Outbox
 from streams.portfolio import PortfolioRecord
@@ -46,6 +47,7 @@ from streams.records import (
     InsuranceClaim,
     LiquidationFee,
     MarketUpdate,
+    MarketUpdateKind,
     OraclePrice,
     RiskParamsRecord,
     VolSurfaceRecord,
@@ -67,7 +69,6 @@ OUTPUTS = (
     "market-broadcast",
     "solvency-proofs",
 )
-MARKET_KEY = "\x00market/{partition}"
 CURSOR_KEY = "\x00cursor/{partition}"  # the last input rejected per topic (streams/cursor.py)
 
 
@@ -103,6 +104,7 @@ class Worker:
             value_type=bytes,
             options=settings.table_options(),
         )
+        self.market_table = MarketTable(self.table)
         self.fund: FundOwner | None = None
         self.fund_event_at = 0.0  # monotonic time of the last claims-topic event
         self.metrics = WorkerMetrics()
@@ -130,8 +132,7 @@ class Worker:
         proc = self.processors.get(partition)
         if proc is not None:
             return proc
-        raw = self.table.get(MARKET_KEY.format(partition=partition))
-        state = orjson.loads(raw) if raw else None
+        state = load_market(self.table, partition)
         market = market_from_dict(state) if state else MarketState()
         self.outbox.load(partition, state)
         proc = AccountProcessor(partition, market)
@@ -163,14 +164,20 @@ class Worker:
         raw = self.table.get(CURSOR_KEY.format(partition=partition))
         self.cursor.load_rejected(partition, orjson.loads(raw) if raw else {})
 
-    def save(self, proc: AccountProcessor, accounts: set[str], market: bool) -> None:
-        """Write changed records (and the partition's market state) to the table."""
+    def save(
+        self,
+        proc: AccountProcessor,
+        accounts: set[str],
+        market: bool,
+        kinds: Iterable[MarketUpdateKind] = (),
+    ) -> None:
+        """Write changed records (and the partition's market state: the parts that the update
+        kinds changed, streams/market_table.py) to the table."""
         for account in accounts:
             self.table[account] = orjson.dumps(proc.records[account].to_dict())
         if market:
-            key = MARKET_KEY.format(partition=proc.partition)
-            state = market_to_dict(proc.market) | self.outbox.dump(proc.partition)
-            self.table[key] = orjson.dumps(state)
+            outbox = self.outbox.dump(proc.partition)
+            self.market_table.save(proc.partition, proc.market, outbox, kinds)
 
     def forget(self, partitions: set[int]) -> None:
         """Drop processors of revoked partitions (their state lives on in the table)."""
@@ -178,6 +185,7 @@ class Worker:
             self.processors.pop(partition, None)
         self.outbox.reset(partitions)
         self.cursor.reset(partitions)
+        self.market_table.forget(partitions)
 
     def fund_owner(self) -> FundOwner:
         """The fund's state, restored from its table the first time it is needed."""
@@ -350,7 +358,7 @@ class Worker:
             changed = {o.owner or o.key for o in outputs} & proc.records.keys()
             self.outbox.market_applied(ref)
             encoded, _ = self.outbox.file(proc, ref, outputs, self.codec, changed)
-            self.save(proc, changed, market=True)
+            self.save(proc, changed, market=True, kinds=(value.kind,))
             save_leaves(self.table, proc)
             self.send_encoded(ref, encoded)
             return "applied"

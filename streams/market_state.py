@@ -8,6 +8,7 @@ oracle-priced name is an underlying.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -218,37 +219,48 @@ class MarketState:
         return datetime.now(tz=UTC)
 
 
-def market_to_dict(state: MarketState) -> dict[str, object]:
-    """A market state as plain data (a table value), enough to rebuild the account side."""
-    return {
-        "params": state.params.to_json(),
-        "marks": state.marks,
-        "stale": sorted(state.stale),
-        "ewma": {u: [v.last_price, v.last_ts, v.daily_var] for u, v in state.ewma.items()},
-        "depth": {
-            u: [d.bps.tolist(), d.bid.tolist(), d.ask.tolist()] for u, d in state.depth.items()
-        },
-        "vols": {
-            u: [s.expiries.tolist(), s.log_moneyness.tolist(), s.vols.tolist()]
-            for u, s in state.vols.items()
-        },
-        "instruments": [
-            [
-                i.name,
-                i.kind.value,
-                i.underlying,
-                i.expiry,
-                i.strike,
-                i.option_type.value if i.option_type else None,
-                i.contract_size,
-                i.inverse,
-            ]
-            for i in state.instruments.instruments
-        ],
-        "as_of": state.as_of,
-        "seq": state.seq,
-        "psr": state.psr.to_dict(),
-    }
+def _instrument_rows(state: MarketState) -> list[list[object]]:
+    """The instrument list as plain rows."""
+    return [
+        [
+            i.name,
+            i.kind.value,
+            i.underlying,
+            i.expiry,
+            i.strike,
+            i.option_type.value if i.option_type else None,
+            i.contract_size,
+            i.inverse,
+        ]
+        for i in state.instruments.instruments
+    ]
+
+
+MARKET_FIELDS: dict[str, Callable[[MarketState], object]] = {
+    "params": lambda s: s.params.to_json(),
+    "marks": lambda s: s.marks,
+    "stale": lambda s: sorted(s.stale),
+    "ewma": lambda s: {u: [v.last_price, v.last_ts, v.daily_var] for u, v in s.ewma.items()},
+    "depth": lambda s: {
+        u: [d.bps.tolist(), d.bid.tolist(), d.ask.tolist()] for u, d in s.depth.items()
+    },
+    "vols": lambda s: {
+        u: [v.expiries.tolist(), v.log_moneyness.tolist(), v.vols.tolist()]
+        for u, v in s.vols.items()
+    },
+    "instruments": _instrument_rows,
+    "as_of": lambda s: s.as_of,
+    "seq": lambda s: s.seq,
+    "psr": lambda s: s.psr.to_dict(),
+}
+"""How each field of a market state becomes plain data (market_to_dict)."""
+
+
+def market_to_dict(state: MarketState, fields: Iterable[str] | None = None) -> dict[str, object]:
+    """A market state as plain data (a table value), enough to rebuild the account side; some
+    of its fields only when asked (streams/market_table.py writes it in parts)."""
+    names = MARKET_FIELDS if fields is None else fields
+    return {name: MARKET_FIELDS[name](state) for name in names}
 
 
 def market_from_dict(data: dict[str, object]) -> MarketState:

@@ -32,10 +32,11 @@ from faust.web import Request, Response, View
 from yarl import URL
 
 from infra.settings import Settings
-from streams.app import MARKET_KEY, Worker
+from streams.app import Worker
 from streams.dynamic import effective_psr
 from streams.fund import FUND_KEY, FundOwner
 from streams.market_state import MarketState, market_from_dict
+from streams.market_table import load_market
 from streams.metrics import count_states
 from streams.portfolio import PortfolioRecord
 from streams.processor import AccountProcessor
@@ -93,8 +94,8 @@ def _processor(worker: Worker, record: PortfolioRecord) -> AccountProcessor:
     live = worker.processors.get(record.partition)
     if live is not None and record.account in live.records:
         return live
-    raw = worker.table.get(MARKET_KEY.format(partition=record.partition))
-    market = market_from_dict(orjson.loads(raw)) if raw else MarketState()
+    state = load_market(worker.table, record.partition)
+    market = market_from_dict(state) if state else MarketState()
     proc = AccountProcessor(record.partition, market)
     proc.load({record.account: record})
     return proc

@@ -15,6 +15,7 @@ from streams.market_state import MarketState
 from streams.outbox import Deliveries, Outbox, entry, outputs_of
 from streams.portfolio import PortfolioRecord
 from streams.processor import AccountProcessor, InputRef, Output
+from tests.streams.samples import perpetual_market
 
 CODEC = codec_from_settings(Settings())
 T0 = datetime(2026, 11, 24, 8, tzinfo=UTC)
@@ -24,14 +25,7 @@ FILLS, BROADCAST = "spma.fills", "spma.market-broadcast"
 def _processor() -> AccountProcessor:
     """A partition with BTC-PERPETUAL listed and marked, and one funded account."""
     proc = AccountProcessor(0, MarketState())
-    market = MarketState()
-    perp = r.InstrumentRecord(name="BTC-PERPETUAL", kind="PERPETUAL", underlying="BTC", ts=T0)
-    updates = [market.on_instrument(perp, "i")]
-    for source in ("a", "b"):
-        for und, price in (("BTC", 100_000.0), ("USDC", 1.0)):
-            quote = r.OraclePrice(source=source, underlying=und, price=price, ts=T0)
-            updates.append(market.on_price(quote, f"{source}{und}"))
-    for n, update in enumerate(u for u in updates if u is not None):
+    for n, update in enumerate(perpetual_market(T0)):
         proc.on_market(update, InputRef(BROADCAST, 0, n))
     deposit = r.CollateralTransfer(
         transfer_id="d", account="acct", asset="USDC", amount=1e6, kind="DEPOSIT", ts=T0

@@ -232,3 +232,18 @@ def deposit(
         **extra,  # type: ignore[arg-type]
     )
     return ("collateral", account, transfer)
+
+
+def perpetual_market(ts: datetime = TS) -> list[r.MarketUpdate]:
+    """What a market agent broadcasts for BTC-PERPETUAL listed and two sources quoting BTC at
+    100,000 and USDC at 1."""
+    from streams.market_state import MarketState
+
+    agent = MarketState()
+    perp = r.InstrumentRecord(name="BTC-PERPETUAL", kind="PERPETUAL", underlying="BTC", ts=ts)
+    updates = [agent.on_instrument(perp, "i")]
+    for source in ("a", "b"):
+        for und, price in (("BTC", 100_000.0), ("USDC", 1.0)):
+            quote = r.OraclePrice(source=source, underlying=und, price=price, ts=ts)
+            updates.append(agent.on_price(quote, f"{source}{und}"))
+    return [u for u in updates if u is not None]
