@@ -148,12 +148,15 @@ def _throughput(pipe: Pipeline, status: Any) -> dict[str, Any]:
     accounts = fund_accounts(pipe, status, "tp", THROUGHPUT_ACCOUNTS)
     fills = pipe.fills(accounts, THROUGHPUT_FILLS, seed=1)
     before = len(status.seen)
+    batches = _batches(pipe)
     start = time.perf_counter()
     pipe.send_raw(fills)
     produced = time.perf_counter() - start
     done = status.wait(b"tp-", THROUGHPUT_ACCOUNTS + len(fills), 300)
     arrived = [t for k, t in status.seen[before:] if k.startswith(b"tp-")]
+    inputs, count = (a - b for a, b in zip(_batches(pipe), batches, strict=True))
     return {
+        "batch_mean": inputs / max(count, 1.0),
         "fills": len(fills),
         "answered": len(arrived),
         "complete": done,
@@ -161,6 +164,14 @@ def _throughput(pipe: Pipeline, status: Any) -> dict[str, Any]:
         "overall_rate": len(arrived) / max(max(arrived, default=start) - start, 1e-9),
         "produce_s": produced,
     }
+
+
+def _batches(pipe: Pipeline) -> tuple[float, float]:
+    """The account agent's inputs handled in batches so far, and its batches."""
+    return (
+        pipe.metric("spma_account_batch_size_sum"),
+        pipe.metric("spma_account_batch_size_count"),
+    )
 
 
 def _settle(status: Any, quiet_s: float = 2.0, timeout_s: float = 60.0) -> None:
@@ -242,6 +253,8 @@ def rows_of(f: dict[str, Any]) -> list[Row]:
     waves = stages.pop("processor_waves", None)
     ours = 1e6 * sum(stages.values())
     rows.append(Row("a fill's time in the worker (1 / rate)", per_fill, "µs"))
+    if "batch_mean" in tp:
+        rows.append(Row("  inputs a batch of the account agent (mean)", tp["batch_mean"], ""))
     for name, seconds in stages.items():
         rows.append(Row(f"  our code: {name.replace('_', ' ')} (in-process)", seconds * 1e6, "µs"))
     if waves is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import multiprocessing
 import threading
 import time
+import urllib.request
 import uuid
 from collections import defaultdict, deque
 from collections.abc import Iterable
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
-from infra.broker import EmbeddedBroker
+from infra.broker import EmbeddedBroker, free_port
 from infra.settings import Settings
 from infra.topics import create_topics
 from streams import records as r
@@ -132,6 +133,7 @@ class Pipeline:
     log_dir: Path
     worker: Popen[bytes] | None = None
     exchange: Exchange | None = None
+    web_port: int = 0
 
     @classmethod
     def start(cls, log_dir: Path) -> Pipeline:
@@ -151,8 +153,19 @@ class Pipeline:
     def start_worker(self, app_id: str | None = None) -> Popen[bytes]:
         """One `spma worker` process (a fresh consumer group unless app_id is given)."""
         app_id = app_id or f"bench-{uuid.uuid4().hex[:8]}"
-        self.worker = start_worker(self.settings, app_id, self.log_dir)
+        self.web_port = free_port()
+        self.worker = start_worker(self.settings, app_id, self.log_dir, self.web_port)
         return self.worker
+
+    def metric(self, name: str) -> float:
+        """The worker's value of an unlabelled Prometheus sample (0 when absent)."""
+        url = f"http://127.0.0.1:{self.web_port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            text = resp.read().decode()
+        for line in text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        return 0.0
 
     def listener(self, topics: Iterable[str], keep_values: bool = False) -> Listener:
         """A listener on every partition of some output topics, from their beginning."""

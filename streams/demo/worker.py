@@ -13,8 +13,11 @@ from infra.settings import Settings
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def start_worker(settings: Settings, app_id: str, log_dir: Path) -> subprocess.Popen[bytes]:
-    """Start one worker process in the app's consumer group; its log goes to log_dir."""
+def start_worker(
+    settings: Settings, app_id: str, log_dir: Path, web_port: int | None = None
+) -> subprocess.Popen[bytes]:
+    """Start one worker process in the app's consumer group (its web server on `web_port`, a
+    free one when None); its log goes to log_dir."""
     log_dir.mkdir(parents=True, exist_ok=True)
     env = dict(
         os.environ,
@@ -22,7 +25,7 @@ def start_worker(settings: Settings, app_id: str, log_dir: Path) -> subprocess.P
         SPMA_TOPIC_PREFIX=settings.topic_prefix,
         SPMA_PARTITIONS=str(settings.partitions),
         SPMA_APP_ID=app_id,
-        SPMA_WEB_PORT=str(free_port()),
+        SPMA_WEB_PORT=str(web_port or free_port()),
         SPMA_DATA_DIR=str(log_dir / "data"),
     )
     return subprocess.Popen(
