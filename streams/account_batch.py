@@ -39,6 +39,7 @@ class AccountBatch:
 
     waves: dict[int, Wave] = field(default_factory=dict)
     sends: list[tuple[InputRef, list[Encoded]]] = field(default_factory=list)
+    spent: dict[InputRef, float] = field(default_factory=dict)  # each waiting input's own time
 
     def waiting(self, partition: int, account: str) -> bool:
         """True when an input of the account waits in its partition's wave."""

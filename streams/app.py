@@ -69,6 +69,7 @@ OUTPUTS = (
     "market-broadcast",
     "solvency-proofs",
 )
+WAITING = "waiting"  # an input applied, its status due when its wave is settled
 CURSOR_KEY = "\x00cursor/{partition}"  # the last input rejected per topic (streams/cursor.py)
 
 
@@ -336,9 +337,10 @@ class Worker:
         return "applied"
 
     async def on_account_input(self, event: Any) -> str:
-        """Apply a fill, a transfer or a market update on its partition; send the outputs; the
-        outcome ('applied', or 'duplicate' for an input at an offset already applied, whose
-        outputs the outbox sends again: streams/outbox.py)."""
+        """Apply a fill, a transfer or a market update on its partition; the outcome: 'applied'
+        (a market update), WAITING (a fill or transfer applied, its status due with its wave),
+        or 'duplicate' (an offset already applied, whose outputs the outbox sends again:
+        streams/outbox.py). Outputs go out at the batch's end."""
         msg = event.message
         ref = InputRef(msg.topic, msg.partition, msg.offset)
         await self.in_order(ref)
@@ -374,7 +376,7 @@ class Worker:
         if applied is None:  # an offset already applied (the outbox check saw it first)
             return "duplicate"
         self.batch.join(proc, applied)
-        return "applied"
+        return WAITING
 
     def settle_wave(self, partition: int) -> None:
         """The statuses of a partition's waiting inputs from one margin pass; in input order,
@@ -389,6 +391,7 @@ class Worker:
                 "partition %s changed hands with %s inputs unsettled", partition, len(wave.inputs)
             )
             return
+        started = time.perf_counter()
         applied = list(wave.inputs.values())
         with writing_to(self.settings.topic("fills"), partition):
             for one, outputs in zip(applied, proc.settle(applied), strict=True):
@@ -396,6 +399,10 @@ class Worker:
                 encoded, shared = self.outbox.file(proc, one.ref, outputs, self.codec, saving)
                 self.save(proc, saving, market=shared)
                 self.send_encoded(one.ref, encoded)
+        share = (time.perf_counter() - started) / len(applied)
+        for one in applied:  # each input's own time plus its share of the wave's
+            own = self.batch.spent.pop(one.ref, 0.0)
+            self.metrics.handled(self.logical(one.ref.topic), "applied", own + share)
 
     async def in_order(self, ref: InputRef) -> None:
         """Handle the partition's earlier inputs first: when the consumer hands over an input
@@ -474,8 +481,12 @@ class Worker:
             await self.reject(event, exc.reason, exc.detail)
         except InputRejected as exc:
             await self.reject(event, exc.reason, exc.detail)
-        kind = self.logical(event.message.topic)
-        self.metrics.handled(kind, outcome, time.perf_counter() - started)
+        spent = time.perf_counter() - started
+        msg = event.message
+        if outcome == WAITING:  # counted when its wave is settled, with its share of the pass
+            self.batch.spent[InputRef(msg.topic, msg.partition, msg.offset)] = spent
+            return
+        self.metrics.handled(self.logical(msg.topic), outcome, spent)
 
 
 def create_app(settings: Settings) -> tuple[faust.App, Worker]:

@@ -11,7 +11,8 @@ Names:
 - ``spma_events_total{topic, outcome}``: inputs handled, by logical topic and outcome: ``applied``,
   ``duplicate`` (a fill or transfer at an offset already applied, skipped on a replay),
   ``conflated`` (a market input absorbed without a broadcast) or ``dlq``;
-- ``spma_processing_seconds{kind}``: time to handle one input, by input kind (its logical topic);
+- ``spma_processing_seconds{kind}``: time to handle one input, by input kind (its logical topic;
+  a fill's or a transfer's own time plus its share of its wave's margin pass);
 - ``spma_account_batch_size``: account inputs handled per batch (streams/account_batch.py);
 - ``spma_revaluation_seconds``: time of a partition's revaluation on one market update;
 - ``spma_dlq_records_total{reason}``: records sent to the dlq, by reason;
