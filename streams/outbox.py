@@ -68,8 +68,8 @@ class Deliveries:
 
     ``horizon`` is the last offset handled since the partition's assignment (the first offset
     read there, minus one, before anything is handled); ``pending`` counts, per input offset,
-    the outputs not yet acknowledged. An input's outputs are known delivered when its offset is
-    within the horizon and nothing of it is pending.
+    the outputs filed (``expect``) and not yet acknowledged (``watch``). An input's outputs are
+    known delivered when its offset is within the horizon and nothing of it is pending.
     """
 
     def __init__(self) -> None:
@@ -88,11 +88,6 @@ class Deliveries:
             del self.horizon[tp]
         for tp in [tp for tp in self.pending if tp[1] in gone]:
             del self.pending[tp]  # what was sent was flushed before the offsets were committed
-
-    def track(self, topic: str, partition: int, offset: int, futures: Sequence[Any]) -> None:
-        """Count an input's outputs as pending until the producer acknowledges each of them."""
-        self.expect(topic, partition, offset, len(futures))
-        self.watch(topic, partition, offset, futures)
 
     def expect(self, topic: str, partition: int, offset: int, count: int) -> None:
         """Count outputs of an input as pending before they are handed to the producer (a batch

@@ -72,7 +72,8 @@ def test_entries_leave_the_outbox_once_acknowledged_and_stay_while_pending() -> 
     loop = asyncio.new_event_loop()
     try:
         pending = loop.create_future()
-        deliveries.track(FILLS, 0, 5, [pending])
+        deliveries.expect(FILLS, 0, 5, 1)
+        deliveries.watch(FILLS, 0, 5, [pending])
         # 3 came before the first offset read (committed, so flushed); 5 is in flight; 9 was
         # never handled here (a replay will send it again)
         assert [e[2] for e in deliveries.keep(box)] == [5, 9]
