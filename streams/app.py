@@ -28,6 +28,7 @@ from streams.account_batch import AccountBatch
 from streams.codec import AvroCodec, CodecError, codec_from_settings
 from streams.cursor import Cursor
 from streams.fund import FUND_KEY, FundOwner
+from streams.fund_outbox import FundOutbox
 from streams.kafka_io import Received, read_range
 from streams.market_state import MarketState, market_from_dict
 from streams.market_table import MarketTable, load_market
@@ -107,6 +108,7 @@ class Worker:
         )
         self.market_table = MarketTable(self.table)
         self.fund: FundOwner | None = None
+        self.fund_outbox = FundOutbox()
         self.fund_event_at = 0.0  # monotonic time of the last claims-topic event
         self.metrics = WorkerMetrics()
         self.outbox = Outbox()
@@ -193,11 +195,13 @@ class Worker:
         if self.fund is None:
             settlement = self.market.params.settlement_currency
             raw = self.fund_table.get(FUND_KEY.format(currency=settlement))
+            data = orjson.loads(raw) if raw else None
             self.fund = (
-                FundOwner.from_dict(orjson.loads(raw))
-                if raw
+                FundOwner.from_dict(data)
+                if data
                 else FundOwner(currency=settlement, settlement_asset=settlement)
             )
+            self.fund_outbox.load(data)
         return self.fund
 
     # ----- sending --------------------------------------------------------------------------
@@ -429,10 +433,18 @@ class Worker:
         self.cursor.handled(topic, partition, offset)
 
     async def on_fund_input(self, event: Any) -> str:
-        """The fund's single owner: fees, ADL candidates and claims, in order."""
+        """The fund's single owner: fees, ADL candidates and claims, in order; a replayed input
+        sends its stored outputs again (streams/fund_outbox.py)."""
         self.fund_event_at = time.monotonic()
-        value = self.codec.decode("insurance-claims", event.message.value)
+        msg = event.message
+        value = self.codec.decode("insurance-claims", msg.value)
         owner = self.fund_owner()
+        self.fund_outbox.handling(msg.topic, msg.offset)
+        if self.fund_outbox.replayed(msg.offset):
+            await self.send_fund(
+                msg.topic, msg.offset, self.fund_outbox.resend(msg.topic, msg.offset)
+            )
+            return "duplicate"
         adl = self.market.params.adl
         owner.pending_timeout_s, owner.takeover_slippage = (
             adl.pending_timeout_s,
@@ -446,11 +458,32 @@ class Worker:
         else:
             assert isinstance(value, InsuranceClaim)
             outputs = owner.on_claim(value)
+        encoded = [Encoded(o.topic, o.key, self.codec.encode(o.topic, o.record)) for o in outputs]
+        self.fund_outbox.file(msg.topic, msg.offset, encoded)
         if outputs or not isinstance(value, AdlCandidate):
-            key = FUND_KEY.format(currency=owner.currency)
-            self.fund_table[key] = orjson.dumps(owner.to_dict())
-        await self.send(outputs)
+            self.save_fund(owner)
+        await self.send_fund(msg.topic, msg.offset, encoded)
         return "applied"
+
+    def save_fund(self, owner: FundOwner) -> None:
+        """Write the fund's state, with its outbox, to its table."""
+        value = owner.to_dict() | self.fund_outbox.dump()
+        self.fund_table[FUND_KEY.format(currency=owner.currency)] = orjson.dumps(value)
+
+    async def send_fund(self, topic: str, offset: int, outputs: list[Encoded]) -> None:
+        """Send a claims-topic input's encoded outputs; pending in the fund's outbox until
+        acknowledged."""
+        futures = []
+        for out in outputs:
+            futures.append(
+                await self.topics[out.topic].send(
+                    key=out.key.encode(),
+                    value=out.value,
+                    partition=self.input_partition(out.topic, out.key),
+                )
+            )
+            self.metrics.sent(out.topic)
+        self.fund_outbox.watch(topic, offset, futures)
 
     async def expire_fund(self, quiet_s: float = 1.0) -> None:
         """Hand positions no counterparty took within the timeout to the book, once the claims
@@ -465,9 +498,7 @@ class Worker:
         if outputs:
             # A timer has no current event to pick the partition: the fund's table has one.
             with writing_to(self.settings.topic("insurance-claims"), 0):
-                self.fund_table[FUND_KEY.format(currency=owner.currency)] = orjson.dumps(
-                    owner.to_dict()
-                )
+                self.save_fund(owner)
             await self.send(outputs)
 
     async def guarded(self, handler: Any, event: Any) -> None:
