@@ -109,7 +109,7 @@ class Worker:
         self.market_table = MarketTable(self.table)
         self.fund: FundOwner | None = None
         self.fund_outbox = FundOutbox()
-        self.fund_event_at = 0.0  # monotonic time of the last claims-topic event
+        self.fund_event_at = 0.0  # monotonic time of the last claims-topic event read or sent
         self.metrics = WorkerMetrics()
         self.outbox = Outbox()
         self.cursor = Cursor()
@@ -265,6 +265,8 @@ class Worker:
                     await producer.send(topic, out.key.encode(), out.value, partition, None, None)
                 )
                 self.metrics.sent(out.topic)
+                if out.topic in FUND_INPUTS:  # on their way to the fund: not quiet (expire_fund)
+                    self.fund_event_at = time.monotonic()
             self.outbox.watch(ref, futures)
 
     async def reject(self, event: Any, reason: DlqReason, detail: str) -> None:
@@ -487,8 +489,10 @@ class Worker:
 
     async def expire_fund(self, quiet_s: float = 1.0) -> None:
         """Hand positions no counterparty took within the timeout to the book, once the claims
-        topic has been quiet for a moment (no batch of candidates is half-read). Only the
-        worker that has read the claims topic since its last assignment holds ``fund``."""
+        topic has been quiet for a moment (no batch of candidates is half-read, and none this
+        worker just sent is on its way: an account batch that ran long sends its partitions'
+        candidates at its end, when the fund has heard nothing for that long). Only the worker
+        that has read the claims topic since its last assignment holds ``fund``."""
         owner = self.fund
         if owner is None or not owner.pending:
             return

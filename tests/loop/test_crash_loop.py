@@ -150,8 +150,15 @@ def _check(out: Collector, sim: SimulatorLoop) -> None:
     deficits = sum(_recognised(claims, events).values())
     adl_cents = sum(to_cents(o.amount) for o in adl)  # type: ignore[attr-defined]
     assert deficits == by_kind["PAYOUT"] + by_kind["SHORTFALL"]
+    # A shortfall is absorbed by ADL, or, for a position no candidate covered within the
+    # timeout, handed to the book (a BANKRUPTCY takeover; its share is counted uncovered by the
+    # fund, not emitted). Whether a bankrupt account's instrument had a counterparty among the
+    # candidates at that moment depends on the race of liquidations and candidate batches, so
+    # takeovers may happen; without one, ADL must absorb the shortfall to the cent.
     takeovers = [o for o in orders if o.reason == "BANKRUPTCY"]  # type: ignore[attr-defined]
-    assert by_kind["SHORTFALL"] == adl_cents, f"{len(takeovers)} positions had no counterparty"
+    assert adl_cents <= by_kind["SHORTFALL"], (adl_cents, by_kind["SHORTFALL"])
+    if not takeovers:
+        assert by_kind["SHORTFALL"] == adl_cents
     assert by_kind["FEE"] > 0
     assert claims and adl, "the reckless longs go bankrupt and ADL closes them"
 
