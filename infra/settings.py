@@ -107,6 +107,14 @@ class Settings(BaseSettings):
         description="longest the account agent waits to fill a batch (it adds up to this to an "
         "input's latency when inputs are sparse)",
     )
+    fund_takeover_quiet_s: float = Field(
+        5.0,
+        gt=0.0,
+        le=600.0,
+        description="how long the claims topic must be quiet before the fund hands a position "
+        "no ADL candidate covered to the book (longer than an account batch can take, whose "
+        "partitions' candidates arrive at its end)",
+    )
     params_file: Path | None = Field(None, description="initial risk parameters (JSON or TOML)")
     pol_secret: SecretStr | None = Field(
         None, description="proof-of-liabilities secret (hex); unset: no roots are published"

@@ -487,7 +487,7 @@ class Worker:
             self.metrics.sent(out.topic)
         self.fund_outbox.watch(topic, offset, futures)
 
-    async def expire_fund(self, quiet_s: float = 1.0) -> None:
+    async def expire_fund(self, quiet_s: float) -> None:
         """Hand positions no counterparty took within the timeout to the book, once the claims
         topic has been quiet for a moment (no batch of candidates is half-read, and none this
         worker just sent is on its way: an account batch that ran long sends its partitions'
@@ -599,7 +599,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Worker]:
 
     @app.timer(interval=1.0)
     async def expire_fund() -> None:
-        await worker.expire_fund()
+        await worker.expire_fund(settings.fund_takeover_quiet_s)
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, revoked: Any, **_: Any) -> None:

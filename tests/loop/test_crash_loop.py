@@ -160,7 +160,9 @@ def _check(out: Collector, sim: SimulatorLoop) -> None:
     if not takeovers:
         assert by_kind["SHORTFALL"] == adl_cents
     assert by_kind["FEE"] > 0
-    assert claims and adl, "the reckless longs go bankrupt and ADL closes them"
+    assert claims and (adl or takeovers), "the reckless longs go bankrupt; ADL or the book closes"
+    claimed = {c.account for c in claims}  # type: ignore[attr-defined]
+    assert all(o.account in claimed for o in takeovers), "a takeover is of a claim's position"  # type: ignore[attr-defined]
 
     # no fill applied twice: every fill id once on the topic, none refused as a duplicate
     ids = Counter(f.fill_id for f in fills)  # type: ignore[attr-defined]
