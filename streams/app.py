@@ -208,13 +208,24 @@ class Worker:
 
     async def send(self, outputs: list[Output]) -> None:
         """Encode and send outputs."""
+        await self.hand_over([self.encoded(o) for o in outputs])
+
+    def encoded(self, out: Output) -> Encoded:
+        """An output ready to send."""
+        return Encoded(out.topic, out.key, self.codec.encode(out.topic, out.record))
+
+    async def hand_over(self, outputs: list[Encoded]) -> list[Any]:
+        """Hand encoded outputs to the producer, in order; their delivery futures."""
+        producer = self.app.producer
+        futures = []
         for out in outputs:
-            await self.topics[out.topic].send(
-                key=out.key.encode(),
-                value=self.codec.encode(out.topic, out.record),
-                partition=self.input_partition(out.topic, out.key),
+            topic = self.settings.topic(out.topic)
+            partition = self.input_partition(out.topic, out.key)
+            futures.append(
+                await producer.send(topic, out.key.encode(), out.value, partition, None, None)
             )
             self.metrics.sent(out.topic)
+        return futures
 
     def input_partition(self, topic: str, key: str) -> int | None:
         """The partition of a record the worker writes to an account input topic (a payout on
@@ -255,18 +266,10 @@ class Worker:
         """Hand a batch's outputs to the producer in input order; each input's stay pending in
         the outbox until acknowledged. Outputs of a partition revoked meanwhile go out too: a
         consumer drops a copy by its id, nobody can restore a loss."""
-        producer = self.app.producer
         for ref, outputs in batch.sends:
-            futures = []
-            for out in outputs:
-                topic = self.settings.topic(out.topic)
-                partition = self.input_partition(out.topic, out.key)
-                futures.append(
-                    await producer.send(topic, out.key.encode(), out.value, partition, None, None)
-                )
-                self.metrics.sent(out.topic)
-                if out.topic in FUND_INPUTS:  # on their way to the fund: not quiet (expire_fund)
-                    self.fund_event_at = time.monotonic()
+            futures = await self.hand_over(outputs)
+            if any(out.topic in FUND_INPUTS for out in outputs):  # on their way to the fund
+                self.fund_event_at = time.monotonic()  # not quiet (expire_fund)
             self.outbox.watch(ref, futures)
 
     async def reject(self, event: Any, reason: DlqReason, detail: str) -> None:
@@ -460,7 +463,7 @@ class Worker:
         else:
             assert isinstance(value, InsuranceClaim)
             outputs = owner.on_claim(value)
-        encoded = [Encoded(o.topic, o.key, self.codec.encode(o.topic, o.record)) for o in outputs]
+        encoded = [self.encoded(o) for o in outputs]
         self.fund_outbox.file(msg.topic, msg.offset, encoded)
         if outputs or not isinstance(value, AdlCandidate):
             self.save_fund(owner)
@@ -475,16 +478,7 @@ class Worker:
     async def send_fund(self, topic: str, offset: int, outputs: list[Encoded]) -> None:
         """Send a claims-topic input's encoded outputs; pending in the fund's outbox until
         acknowledged."""
-        futures = []
-        for out in outputs:
-            futures.append(
-                await self.topics[out.topic].send(
-                    key=out.key.encode(),
-                    value=out.value,
-                    partition=self.input_partition(out.topic, out.key),
-                )
-            )
-            self.metrics.sent(out.topic)
+        futures = await self.hand_over(outputs)
         self.fund_outbox.watch(topic, offset, futures)
 
     async def expire_fund(self, quiet_s: float) -> None:
