@@ -1,18 +1,22 @@
-"""Pipeline benchmark: one real worker on the embedded broker, fills in, margin statuses out.
+"""Pipeline benchmark: real workers on Apache Kafka and on the embedded Tansu, side by side.
 
+For each broker engine, on a fresh broker of its own:
 1. One `spma worker` process; the demo exchange's market seeded through Kafka; accounts funded.
 2. Throughput: fills blasted faster than the worker can take them (Avro decoding, the account's
    record and book, its margin, the status encoded and sent, the table write); fills applied a
    second = statuses consumed a second, over the middle 80% of the run (no ramp up or down).
-3. Latency: fills paced at 5,000 a second on fresh accounts; each fill's produce time against the
-   arrival of its margin-status (matched per account, in order), p50/p99/p999. When the worker
-   sustains less than 5,000 a second the queue grows for the whole run, which the table says; the
-   latency is then measured again at half of what it sustains.
-4. The raw broker floor (confluent-kafka alone, on a fresh embedded broker like the worker's at
-   its start): produce then consume the same fill records as fast as possible, and paced at each
-   rate the latency was measured at.
+   Then the same with two workers in one group on the 8 partitions (a fresh broker again).
+3. Latency: fills paced at 1,000 a second, and at half of what one worker sustains, on fresh
+   accounts; each fill's produce time against the arrival of its margin-status (matched per
+   account, in order), p50/p99/p999.
+4. The raw broker floor (confluent-kafka alone, on a fresh broker of the engine): produce then
+   consume the same fill records as fast as possible, and paced at each rate the latency was
+   measured at.
 5. Where a fill's time goes: the worker's own steps timed in-process (bench/inprocess.py), the
    rest of 1 / rate being Faust, aiokafka, asyncio and the broker.
+
+The broker shares the machine's cores with the workers, the producer and the listener, so two
+workers can only gain what the cores they leave free allow.
 """
 
 from __future__ import annotations
@@ -27,19 +31,23 @@ import numpy as np
 from bench.inprocess import fill_stages
 from bench.pipeline_kit import Pipeline, latencies, paced, summary
 from bench.report import Row, publish, times
+from infra.broker_engine import Engine
+from infra.kafka_broker import missing_tools
 
 THROUGHPUT_FILLS = 20_000
 THROUGHPUT_ACCOUNTS = 2_000
-LATENCY_RATE = 5_000.0
-LATENCY_SECONDS = 4.0
+LATENCY_RATE = 1_000.0
+LATENCY_SECONDS = 5.0
 SLOW_SECONDS = 8.0
 SLOW_SHARE = 0.5
-WAVE = 32  # accounts a partition in the in-process batch figure (what a busy worker settles)
 """The second latency run's rate, as a share of the sustained rate: the worker stalls now and
 then (commits, the table's changelog, garbage collection), and at 80% of its blast rate the
 queue those stalls leave does not drain between them."""
+WAVE = 32  # accounts a partition in the in-process batch figure (what a busy worker settles)
 TARGET_RATE = 20_000.0
 TARGET_P99_MS = 25.0
+TARGET_SCALING = 1.5
+ENGINE_NAMES = {"kafka": "Apache Kafka", "tansu": "Tansu"}
 
 
 def steady_rate(times_s: list[float]) -> float:
@@ -51,11 +59,11 @@ def steady_rate(times_s: list[float]) -> float:
     return float((hi - lo) / max(t[hi] - t[lo], 1e-9))
 
 
-def broker_floor(log_dir: Path, rates: list[float]) -> dict[str, Any]:
-    """On a fresh embedded broker (as the worker's was when it started), produce then consume
-    the same fill records with confluent-kafka alone: as fast as it goes, and paced at each rate
-    the worker's latency was measured at."""
-    pipe = Pipeline.start(log_dir)
+def broker_floor(log_dir: Path, engine: str, rates: list[float]) -> dict[str, Any]:
+    """On a fresh broker of the engine (as the worker's was when it started), produce then
+    consume the same fill records with confluent-kafka alone: as fast as it goes, and paced at
+    each rate the worker's latency was measured at."""
+    pipe = Pipeline.start(log_dir / "floor", engine)
     listen = pipe.listener(["fills"])
     out: dict[str, Any] = {"latency": {}}
     try:
@@ -93,10 +101,10 @@ def _listing_only(pipe: Pipeline) -> Any:
     return ex
 
 
-def run(log_dir: Path) -> dict[str, Any]:
-    """Every pipeline figure."""
-    pipe = Pipeline.start(log_dir)
-    out: dict[str, Any] = {}
+def run(log_dir: Path, engine: str) -> dict[str, Any]:
+    """Every pipeline figure on one broker engine."""
+    pipe = Pipeline.start(log_dir / "one", engine)
+    out: dict[str, Any] = {"engine": engine, "version": pipe.broker.version}
     try:
         pipe.start_worker()
         status = pipe.listener(["margin-status"])
@@ -104,20 +112,33 @@ def run(log_dir: Path) -> dict[str, Any]:
         out["ready_s"] = wait_ready(pipe, status, 120)
         out["throughput"] = _throughput(pipe, status)
         sustained = out["throughput"]["rate"]
-        rates = [LATENCY_RATE]
-        if sustained < LATENCY_RATE:
-            slow = max(100.0, round(SLOW_SHARE * sustained, -1))
-            out["latency_sustained"] = _latency(pipe, status, "ls", slow, SLOW_SECONDS)
-            rates.append(slow)
+        slow = max(100.0, round(SLOW_SHARE * sustained, -1))
         out["latency"] = _latency(pipe, status, "lt", LATENCY_RATE, LATENCY_SECONDS)
         out["latency"]["sustainable"] = sustained >= LATENCY_RATE
+        out["latency_sustained"] = _latency(pipe, status, "ls", slow, SLOW_SECONDS)
         out["worker_rss_end"] = pipe.rss_bytes()
         status.close()
     finally:
         pipe.stop()
-    out["floor"] = broker_floor(log_dir, rates)
-    out["stages"] = fill_stages(wave=WAVE)
+    out["two_workers"] = _two_workers(log_dir / "two", engine)
+    out["floor"] = broker_floor(log_dir, engine, [LATENCY_RATE, slow])
     return out
+
+
+def _two_workers(log_dir: Path, engine: str) -> dict[str, Any]:
+    """Throughput of two workers in one group sharing the 8 partitions, on a fresh broker."""
+    pipe = Pipeline.start(log_dir, engine)
+    try:
+        pipe.start_worker()
+        pipe.start_worker()
+        status = pipe.listener(["margin-status"])
+        pipe.seed_market()
+        wait_ready(pipe, status, 120)
+        figures = _throughput(pipe, status, batches=False)
+        status.close()
+    finally:
+        pipe.stop()
+    return figures
 
 
 def wait_ready(pipe: Pipeline, status: Any, timeout_s: float) -> float:
@@ -143,20 +164,24 @@ def fund_accounts(pipe: Pipeline, status: Any, prefix: str, count: int) -> list[
     return accounts
 
 
-def _throughput(pipe: Pipeline, status: Any) -> dict[str, Any]:
-    """Fills a second the worker sustains while it always has a backlog."""
+def _throughput(pipe: Pipeline, status: Any, batches: bool = True) -> dict[str, Any]:
+    """Fills a second the workers sustain while they always have a backlog (with `batches`,
+    the first worker's mean account batch too)."""
     accounts = fund_accounts(pipe, status, "tp", THROUGHPUT_ACCOUNTS)
     fills = pipe.fills(accounts, THROUGHPUT_FILLS, seed=1)
     before = len(status.seen)
-    batches = _batches(pipe)
+    counted = _batches(pipe) if batches else (0.0, 0.0)
     start = time.perf_counter()
     pipe.send_raw(fills)
     produced = time.perf_counter() - start
     done = status.wait(b"tp-", THROUGHPUT_ACCOUNTS + len(fills), 300)
     arrived = [t for k, t in status.seen[before:] if k.startswith(b"tp-")]
-    inputs, count = (a - b for a, b in zip(_batches(pipe), batches, strict=True))
+    figures: dict[str, Any] = {}
+    if batches:
+        inputs, count = (a - b for a, b in zip(_batches(pipe), counted, strict=True))
+        figures["batch_mean"] = inputs / max(count, 1.0)
     return {
-        "batch_mean": inputs / max(count, 1.0),
+        **figures,
         "fills": len(fills),
         "answered": len(arrived),
         "complete": done,
@@ -216,73 +241,142 @@ def _skip_first(
 
 
 def rows_of(f: dict[str, Any]) -> list[Row]:
-    """The table."""
-    tp, floor = f["throughput"], f["floor"]
+    """The rows of one engine's run, each figure named with the engine."""
+    name = ENGINE_NAMES.get(f["engine"], f["engine"])
+    tp, floor, two = f["throughput"], f["floor"], f["two_workers"]
     rows = [
         Row(
-            "fills applied a second (one worker)",
+            f"[{name}] fills applied a second, one worker",
             tp["rate"],
             "/s",
             TARGET_RATE,
             lower=False,
             ratio=f"broker floor {times(1 / tp['rate'], 1 / floor['rate'])}",
         ),
-        Row("  raw broker floor: produce + consume", floor["rate"], "/s"),
+        Row(
+            f"[{name}] fills applied a second, two workers",
+            two["rate"],
+            "/s",
+            TARGET_SCALING * tp["rate"],
+            lower=False,
+            ratio=f"{two['rate'] / tp['rate']:.2f}x one worker (target {TARGET_SCALING}x)",
+        ),
+        Row(f"[{name}]   raw broker floor: produce + consume", floor["rate"], "/s"),
     ]
-    runs = []
-    if f.get("latency_sustained"):
-        runs.append((f["latency_sustained"], f" ({SLOW_SHARE:.0%} of sustained)"))
-    runs.append((f["latency"], ""))
-    for lat, label in runs:
+    for lat, label in ((f["latency"], ""), (f["latency_sustained"], " (half of sustained)")):
         base = floor["latency"].get(f"{lat['rate']:.0f}", {})
         note = "" if lat.get("sustainable", True) else "; above what it sustains: the queue grows"
-        for name in ("p50", "p99", "p999"):
-            key = f"{name}_ms"
+        for pct in ("p50", "p99", "p999"):
+            key = f"{pct}_ms"
+            target = TARGET_P99_MS if pct == "p99" and lat["rate"] == LATENCY_RATE else None
             ratio = f"broker floor {base.get(key, float('nan')):.1f} ms"
             rows.append(
                 Row(
-                    f"fill -> status {name} at {lat['rate']:,.0f}/s{label}",
+                    f"[{name}] fill -> status {pct} at {lat['rate']:,.0f}/s{label}",
                     lat.get(key, float("nan")),
                     "ms",
-                    TARGET_P99_MS if name == "p99" else None,
-                    ratio=ratio + (note if name == "p99" else ""),
+                    target if f["engine"] == "kafka" else None,
+                    ratio=ratio + (note if pct == "p99" else ""),
                 )
             )
     per_fill = 1e6 / tp["rate"]
-    stages = dict(f["stages"])
-    waves = stages.pop("processor_waves", None)
-    ours = 1e6 * sum(stages.values())
-    rows.append(Row("a fill's time in the worker (1 / rate)", per_fill, "µs"))
+    rows.append(Row(f"[{name}] a fill's time in the worker (1 / rate)", per_fill, "µs"))
     if "batch_mean" in tp:
-        rows.append(Row("  inputs a batch of the account agent (mean)", tp["batch_mean"], ""))
-    for name, seconds in stages.items():
-        rows.append(Row(f"  our code: {name.replace('_', ' ')} (in-process)", seconds * 1e6, "µs"))
-    if waves is not None:
-        label = f"  our code: processor, waves of {WAVE} accounts a partition (in-process)"
-        rows.append(Row(label, waves * 1e6, "µs", ratio="the batch path, not in the sum"))
+        rows.append(Row(f"[{name}]   inputs a batch of the account agent", tp["batch_mean"], ""))
     rows.append(
-        Row(
-            "  the rest: Faust, aiokafka, asyncio, the broker",
-            max(per_fill - ours, 0.0),
-            "µs",
-            ratio=f"{max(per_fill - ours, 0.0) / per_fill:.0%} of a fill",
-        )
+        Row(f"[{name}] worker resident size after the run", f["worker_rss_end"] / 2**20, "MiB")
     )
-    rows.append(Row("worker resident size after the run", f["worker_rss_end"] / 2**20, "MiB"))
     return rows
 
 
+def stage_rows(stages_in: dict[str, float], per_fill_us: float) -> list[Row]:
+    """Where a fill's time goes: our steps in-process, the rest Faust, aiokafka and the broker
+    (against the fastest engine's 1 / rate)."""
+    stages = dict(stages_in)
+    waves = stages.pop("processor_waves", None)
+    ours = 1e6 * sum(stages.values())
+    rows = [
+        Row(f"  our code: {n.replace('_', ' ')} (in-process)", v * 1e6, "µs")
+        for n, v in stages.items()
+    ]
+    if waves is not None:
+        label = f"  our code: processor, waves of {WAVE} accounts a partition (in-process)"
+        rows.append(Row(label, waves * 1e6, "µs", ratio="the batch path, not in the sum"))
+    rest = max(per_fill_us - ours, 0.0)
+    rows.append(
+        Row(
+            "  the rest: Faust, aiokafka, asyncio, the broker",
+            rest,
+            "µs",
+            ratio=f"{rest / per_fill_us:.0%} of a fill (fastest broker)",
+        )
+    )
+    return rows
+
+
+def side_by_side(runs: list[dict[str, Any]]) -> str:
+    """A compact table with one column per broker engine."""
+    pick = [
+        ("fills/s, one worker", lambda f: f["throughput"]["rate"], "{:,.0f}"),
+        ("fills/s, two workers", lambda f: f["two_workers"]["rate"], "{:,.0f}"),
+        (
+            "two workers / one",
+            lambda f: f["two_workers"]["rate"] / f["throughput"]["rate"],
+            "{:.2f}x",
+        ),
+        ("raw broker floor, fills/s", lambda f: f["floor"]["rate"], "{:,.0f}"),
+    ]
+    for key in ("latency", "latency_sustained"):
+        for pct in ("p50", "p99", "p999"):
+            pick.append(
+                (
+                    f"fill->status {pct} ({'1,000/s' if key == 'latency' else 'half sustained'})",
+                    lambda f, k=key, p=pct: f[k].get(f"{p}_ms", float("nan")),
+                    "{:,.1f} ms",
+                )
+            )
+    pick.append(("half of sustained, rate", lambda f: f["latency_sustained"]["rate"], "{:,.0f}/s"))
+    pick.append(
+        (
+            "broker floor p99 at 1,000/s",
+            lambda f: (
+                f["floor"]["latency"].get(f"{LATENCY_RATE:.0f}", {}).get("p99_ms", float("nan"))
+            ),
+            "{:,.1f} ms",
+        )
+    )
+    heads = [f"{ENGINE_NAMES.get(f['engine'], f['engine'])} {f['version']}" for f in runs]
+    width = max(len(p[0]) for p in pick)
+    lines = [f"{'figure':<{width}} | " + " | ".join(f"{h:>20}" for h in heads)]
+    for label, get, fmt in pick:
+        lines.append(f"{label:<{width}} | " + " | ".join(f"{fmt.format(get(f)):>20}" for f in runs))
+    return "\n".join(lines)
+
+
+def engines() -> list[str]:
+    """The engines to measure: Apache Kafka where it can run here, and Tansu."""
+    return ([] if missing_tools() else [Engine.KAFKA.value]) + [Engine.TANSU.value]
+
+
 def main() -> dict[str, Any]:
-    """Run, print the table, write reports/bench_pipeline.json."""
+    """Run on each engine, print the table and the side-by-side view, write
+    reports/bench_pipeline.json."""
+    runs = []
     with tempfile.TemporaryDirectory(prefix="spma-bench-") as tmp:
-        figures = run(Path(tmp))
+        for engine in engines():
+            runs.append(run(Path(tmp) / engine, engine))
+    stages = fill_stages(wave=WAVE)
+    fastest = max(runs, key=lambda f: f["throughput"]["rate"])
+    rows = [row for f in runs for row in rows_of(f)]
+    rows += stage_rows(stages, 1e6 / fastest["throughput"]["rate"])
     publish(
         "pipeline",
-        "pipeline (embedded broker, one worker, 8 partitions, Avro in and out)",
-        rows_of(figures),
-        {"figures": figures},
+        "pipeline (Apache Kafka and Tansu; workers on 8 partitions, Avro in and out)",
+        rows,
+        {"figures": {"runs": runs, "stages": stages}},
     )
-    return figures
+    print("\nside by side\n" + side_by_side(runs))
+    return {"runs": runs, "stages": stages}
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""What the pipeline and memory benchmarks share: the embedded broker with the topics, one real
-worker process, a seeded market, pre-encoded inputs, a status listener and a paced producer.
+"""What the pipeline and memory benchmarks share: a broker of either engine (Apache Kafka or the
+embedded Tansu) with the topics, real worker processes, a seeded market, pre-encoded inputs, a
+status listener and a paced producer.
 
 Inputs are encoded before any timing starts (the matching engine's encoding is not the worker's
 cost). The listener is a confluent-kafka consumer assigned to every partition of an output topic
@@ -26,7 +27,8 @@ from typing import Any
 import numpy as np
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
-from infra.broker import EmbeddedBroker, free_port
+from infra.broker import free_port
+from infra.broker_engine import Engine, RunningBroker, start_broker
 from infra.settings import Settings
 from infra.topics import create_topics
 from streams import records as r
@@ -124,9 +126,9 @@ class Listener:
 
 @dataclass
 class Pipeline:
-    """The broker, the topics under a fresh prefix, one worker, a producer and the codec."""
+    """The broker, the topics under a fresh prefix, the workers, a producer and the codec."""
 
-    broker: EmbeddedBroker
+    broker: RunningBroker
     settings: Settings
     codec: AvroCodec
     producer: Producer
@@ -134,15 +136,18 @@ class Pipeline:
     worker: Popen[bytes] | None = None
     exchange: Exchange | None = None
     web_port: int = 0
+    workers: list[Popen[bytes]] = field(default_factory=list)
+    app_id: str = field(default_factory=lambda: f"bench-{uuid.uuid4().hex[:8]}")
 
     @classmethod
-    def start(cls, log_dir: Path) -> Pipeline:
-        """Broker up, topics created (nothing else running yet)."""
-        broker = EmbeddedBroker().start()
+    def start(cls, log_dir: Path, engine: Engine | str = Engine.AUTO) -> Pipeline:
+        """A fresh broker of the engine up, topics created (nothing else running yet)."""
+        broker = start_broker(engine)
         settings = Settings(
             bootstrap_servers=broker.bootstrap,
             topic_prefix=f"bench{uuid.uuid4().hex[:6]}.",
             partitions=PARTITIONS,
+            producer_idempotence=broker.engine == "kafka",  # Tansu rejects aiokafka's
         )
         create_topics(settings, timeout_s=30)
         producer = Producer(
@@ -151,11 +156,15 @@ class Pipeline:
         return cls(broker, settings, codec_from_settings(settings), producer, log_dir)
 
     def start_worker(self, app_id: str | None = None) -> Popen[bytes]:
-        """One `spma worker` process (a fresh consumer group unless app_id is given)."""
-        app_id = app_id or f"bench-{uuid.uuid4().hex[:8]}"
-        self.web_port = free_port()
-        self.worker = start_worker(self.settings, app_id, self.log_dir, self.web_port)
-        return self.worker
+        """One more `spma worker` process in the pipeline's group (or app_id's); `worker` and
+        `web_port` name the first one's."""
+        port = free_port()
+        log_dir = self.log_dir / f"worker-{len(self.workers)}"
+        proc = start_worker(self.settings, app_id or self.app_id, log_dir, port)
+        if self.worker is None:
+            self.worker, self.web_port = proc, port
+        self.workers.append(proc)
+        return proc
 
     def metric(self, name: str) -> float:
         """The worker's value of an unlabelled Prometheus sample (0 when absent)."""
@@ -297,8 +306,8 @@ class Pipeline:
     def stop(self) -> None:
         """Stop the worker and the broker."""
         self.producer.flush(10)
-        if self.worker is not None:
-            stop_worker(self.worker)
+        for proc in self.workers:
+            stop_worker(proc)
         self.broker.stop()
 
 

@@ -13,7 +13,9 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from abc import ABC, abstractmethod
 from types import TracebackType
+from typing import Self
 
 from confluent_kafka.admin import AdminClient
 
@@ -74,8 +76,44 @@ def wait_for_metadata(bootstrap: str, timeout_s: float = 30.0) -> None:
     )
 
 
-class EmbeddedBroker:
+class BrokerProcess(ABC):
+    """A broker run by this process: started on entering a `with`, always stopped on leaving."""
+
+    @abstractmethod
+    def start(self) -> Self:
+        """Start it and wait until it answers."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Stop it and clean up what it left."""
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def tansu_version() -> str:
+    """The Tansu binary's version ('0.6.0'), or 'unknown' when it does not say."""
+    try:
+        out = subprocess.run(
+            [str(find_tansu()), "--version"], capture_output=True, text=True, timeout=10
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired, BrokerError):
+        return "unknown"
+    return out.strip().removeprefix("tansu").strip() or "unknown"
+
+
+class EmbeddedBroker(BrokerProcess):
     """A Tansu process on a free loopback port; a context manager that always stops it."""
+
+    engine = "tansu"
 
     def __init__(self, port: int | None = None, *, host: str = "127.0.0.1", quiet: bool = True):
         self.host = host
@@ -88,6 +126,11 @@ class EmbeddedBroker:
     def bootstrap(self) -> str:
         """host:port for Kafka clients."""
         return f"{self.host}:{self.port}"
+
+    @property
+    def version(self) -> str:
+        """Tansu's version."""
+        return tansu_version()
 
     def command(self) -> list[str]:
         """The Tansu command line."""
@@ -103,7 +146,7 @@ class EmbeddedBroker:
             "memory://tansu/",
         ]
 
-    def start(self, timeout_s: float = 30.0) -> EmbeddedBroker:
+    def start(self, timeout_s: float = 30.0) -> Self:
         """Start the broker and wait until it answers; raise BrokerError saying what failed."""
         if self._process is not None:
             return self
@@ -179,14 +222,3 @@ class EmbeddedBroker:
         """Block until the broker exits (foreground mode); returns its exit code."""
         assert self._process is not None
         return self._process.wait()
-
-    def __enter__(self) -> EmbeddedBroker:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -48,7 +48,25 @@ class Settings(BaseSettings):
     )
     topic_prefix: str = Field("spma.", description="prefix of every topic name")
     partitions: int = Field(8, ge=1, le=4096, description="partitions of the keyed topics")
-    replication_factor: int = Field(1, ge=1, description="replication of created topics")
+    replication_factor: int = Field(
+        1, ge=1, description="replication of created topics and of the workers' changelogs"
+    )
+    min_insync_replicas: int | None = Field(
+        None,
+        ge=1,
+        description="min.insync.replicas of created topics and changelogs (with acks=all, a "
+        "write needs this many replicas); unset: the broker's default",
+    )
+    producer_idempotence: bool = Field(
+        True,
+        description="the workers' producer is idempotent (acks=all, no duplicates on retry); "
+        "the embedded Tansu rejects aiokafka's idempotent producer, so turn it off there",
+    )
+    changelog_config: dict[str, str] = Field(
+        default_factory=dict,
+        description="more topic configuration for the changelogs the workers create (they are "
+        'compacted), e.g. {"segment.ms": "600000", "min.cleanable.dirty.ratio": "0.1"}',
+    )
     # Broker security, passed through to confluent-kafka and to Faust (aiokafka).
     security_protocol: SecurityProtocol = "PLAINTEXT"
     sasl_mechanism: SaslMechanism | None = None
@@ -167,6 +185,15 @@ class Settings(BaseSettings):
         """Arguments, then SPMA_* variables, then the TOML file."""
         toml = TomlConfigSettingsSource(settings_cls, toml_file=_config_file())
         return (init_settings, env_settings, toml)
+
+    def changelog_topic_config(self) -> dict[str, str]:
+        """Topic configuration of the changelogs the workers create: min ISR, then
+        changelog_config."""
+        config: dict[str, str] = {}
+        if self.min_insync_replicas is not None:
+            config["min.insync.replicas"] = str(self.min_insync_replicas)
+        config.update(self.changelog_config)
+        return config
 
     def topic(self, name: str) -> str:
         """The full topic name of a logical topic ('fills' -> 'spma.fills')."""

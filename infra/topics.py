@@ -95,8 +95,16 @@ def _new_topic(spec: TopicSpec, settings: Settings) -> NewTopic:
         settings.topic(spec.name),
         num_partitions=spec.partitions(settings),
         replication_factor=settings.replication_factor,
-        config={"cleanup.policy": str(spec.cleanup)},
+        config=_topic_config(spec, settings),
     )
+
+
+def _topic_config(spec: TopicSpec, settings: Settings) -> dict[str, str]:
+    """A created topic's configuration: its cleanup policy and, when set, the min ISR."""
+    config = {"cleanup.policy": str(spec.cleanup)}
+    if settings.min_insync_replicas is not None:
+        config["min.insync.replicas"] = str(settings.min_insync_replicas)
+    return config
 
 
 def create_topics(

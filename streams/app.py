@@ -97,6 +97,7 @@ class Worker:
             key_type=str,
             value_type=bytes,
             options=settings.table_options(),
+            extra_topic_configs=settings.changelog_topic_config(),
         )
         self.fund_table = app.Table(
             "insurance-fund-state",
@@ -105,6 +106,7 @@ class Worker:
             key_type=str,
             value_type=bytes,
             options=settings.table_options(),
+            extra_topic_configs=settings.changelog_topic_config(),
         )
         self.market_table = MarketTable(self.table)
         self.fund: FundOwner | None = None
@@ -418,6 +420,10 @@ class Worker:
         past a hole (it skipped records, streams/cursor.py), read the hole from the broker and
         handle each record of it in order, then tell the consumer they are done."""
         topic, partition, offset = ref.topic, ref.partition, ref.offset
+        # The partition's progress comes from its table state, loaded with its processor: a
+        # partition just assigned must not look empty (its first input would read the whole
+        # partition again as a hole, every record a replay).
+        self.processor(partition)
         want = self.cursor.check(topic, partition, offset)
         if want is not None:
             log.warning(
@@ -531,6 +537,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Worker]:
         topic_partitions=settings.partitions,
         table_standby_replicas=settings.table_standby_replicas,
         recovery_consistency_check=settings.recovery_consistency_check,
+        topic_replication_factor=settings.replication_factor,
         broker_session_timeout=6.0,
         broker_heartbeat_interval=1.0,
         consumer_auto_offset_reset="earliest",

@@ -1,5 +1,5 @@
-"""Process knobs for a worker, set before its app starts: Faust's fetch wait, and the garbage
-collector's thresholds.
+"""Process knobs for a worker, set before its app starts: Faust's fetch wait, its producer's
+idempotence, and the garbage collector's thresholds.
 
 The fetch wait. Faust creates its worker consumer with aiokafka's ``fetch_max_wait_ms`` fixed at
 1,500 ms. Apache Kafka answers a fetch as soon as a record is there, so the wait only bounds an
@@ -36,6 +36,22 @@ def limit_fetch_wait(max_wait_ms: int) -> None:
 
     thread._spma_original_create = original  # type: ignore[attr-defined]
     thread._create_worker_consumer = create  # type: ignore[method-assign]
+
+
+def make_producers_idempotent() -> None:
+    """Make every aiokafka producer Faust creates from now on idempotent with acks=all (Faust
+    asks for it only inside transactions): a retried send after a leader change or a lost
+    acknowledgement is then written once. Idempotent."""
+    from faust.transport.drivers import aiokafka as driver
+
+    producer = driver.Producer
+    original = getattr(producer, "_spma_original_extra", producer._settings_extra)
+
+    def extra(self: Any) -> Any:
+        return {**original(self), "acks": "all", "enable_idempotence": True}
+
+    producer._spma_original_extra = original  # type: ignore[attr-defined]
+    producer._settings_extra = extra  # type: ignore[method-assign]
 
 
 GC_THRESHOLDS = (50_000, 20, 100)

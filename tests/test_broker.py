@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -12,6 +13,8 @@ import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource
 
 from infra.broker import BrokerError, EmbeddedBroker, find_tansu, free_port, wait_for_metadata
+from infra.broker_engine import Engine, resolve
+from infra.kafka_broker import POM, java_major, kafka_version, missing_tools
 from infra.settings import Settings
 from infra.topics import TOPICS, create_topics, describe_topics
 
@@ -106,16 +109,27 @@ def test_topics_create_against_nothing_fails_cleanly() -> None:
     assert "cannot create topics" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_broker_command_runs_in_the_foreground_and_stops() -> None:
+ENGINES = [
+    pytest.param("kafka", "Apache Kafka", id="kafka"),
+    pytest.param("tansu", "Tansu", id="tansu"),
+]
+
+
+@pytest.mark.parametrize(("engine", "name"), ENGINES)
+def test_broker_command_runs_in_the_foreground_and_stops(engine: str, name: str) -> None:
+    """`spma broker --engine E` starts that broker, says which, creates the topics, and stops
+    on SIGTERM (its JVM or Tansu process with it)."""
+    if engine == "kafka" and missing_tools():
+        pytest.skip(str(missing_tools()))
     port = free_port()
     process = subprocess.Popen(
-        [*SPMA, "broker", "--port", str(port), "--partitions", "2"],
+        [*SPMA, "broker", "--engine", engine, "--port", str(port), "--partitions", "2"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
-        wait_for_metadata(f"127.0.0.1:{port}", timeout_s=30)
+        wait_for_metadata(f"127.0.0.1:{port}", timeout_s=90)
         deadline = time.monotonic() + 30
         names: set[str] = set()
         admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{port}"})
@@ -126,5 +140,73 @@ def test_broker_command_runs_in_the_foreground_and_stops() -> None:
         assert len(admin.list_topics(timeout=5).topics["spma.fills"].partitions) == 2
     finally:
         process.terminate()
-        out, err = process.communicate(timeout=30)
-    assert "listening on" in out, err
+        out, err = process.communicate(timeout=60)
+    assert f"{name}" in out and "listening on" in out, err
+    with pytest.raises(BrokerError):
+        wait_for_metadata(f"127.0.0.1:{port}", timeout_s=2.0)
+
+
+def _without_java(tmp_path: Path) -> dict[str, str]:
+    """An environment whose PATH has the Python tools but no java and no mvn."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("python3",):
+        found = shutil.which(tool)
+        if found:
+            (bin_dir / tool).symlink_to(found)
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}:{bin_dir}"}
+
+
+def test_kafka_without_java_is_one_clear_error(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [*SPMA, "broker", "--engine", "kafka", "--port", "0"],
+        env=_without_java(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Java 17" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_auto_without_java_is_tansu(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", _without_java(tmp_path)["PATH"])
+    assert missing_tools() is not None
+    assert resolve(Engine.AUTO) is Engine.TANSU
+    with pytest.raises(BrokerError, match="Java 17"):
+        resolve(Engine.KAFKA)
+
+
+def test_auto_with_java_and_maven_is_kafka() -> None:
+    if missing_tools():
+        pytest.skip(str(missing_tools()))
+    assert resolve("auto") is Engine.KAFKA
+
+
+def test_java_version_is_read_from_java_itself(tmp_path: Path) -> None:
+    fake = tmp_path / "java"
+    fake.write_text("#!/bin/sh\necho 'openjdk version \"11.0.2\" 2019-01-15' >&2\n")
+    fake.chmod(0o755)
+    assert java_major(str(fake)) == 11
+    fake.write_text("#!/bin/sh\necho 'java version \"1.8.0_202\"' >&2\n")
+    assert java_major(str(fake)) == 8
+
+
+def test_the_pom_pins_one_kafka_4_release() -> None:
+    version = kafka_version()
+    assert version.startswith("4."), version
+    assert "kafka_2.13" in POM.read_text()
+
+
+@pytest.mark.broker
+def test_session_broker_is_the_one_the_header_names(kafka_bootstrap: str, broker_kind: str) -> None:
+    """On a machine with Java 17 and Maven (and no Docker engine, no external broker), the
+    suite runs on Apache Kafka unless the Tansu lane asked for Tansu."""
+    forced = os.environ.get("SPMA_TEST_BROKER")
+    if os.environ.get("SPMA_KAFKA_BOOTSTRAP"):
+        assert broker_kind == "external"
+    elif forced:
+        assert broker_kind == forced
+    elif missing_tools() is None and broker_kind != "docker":
+        assert broker_kind == "kafka"
+    assert wait_for_metadata(kafka_bootstrap, timeout_s=10) is None

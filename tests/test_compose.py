@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from infra.kafka_broker import kafka_version
 from infra.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,6 +40,11 @@ def test_kafka_runs_in_kraft_mode(compose: dict[str, Any]) -> None:
     assert "controller" in env["KAFKA_PROCESS_ROLES"]
     assert "KAFKA_ZOOKEEPER_CONNECT" not in env
     assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false", "topics come from `spma topics`"
+
+
+def test_kafka_image_is_the_release_the_project_runs(compose: dict[str, Any]) -> None:
+    image = compose["services"]["kafka"]["image"]
+    assert image == f"apache/kafka:{kafka_version()}", "keep it in step with infra/kafka/pom.xml"
 
 
 def test_worker_is_scalable(compose: dict[str, Any]) -> None:

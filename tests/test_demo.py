@@ -10,9 +10,10 @@ from pathlib import Path
 import orjson
 import pytest
 
+from infra.kafka_broker import missing_tools
 from streams.demo.session import run_demo
 
-pytestmark = pytest.mark.broker
+pytestmark = [pytest.mark.broker, pytest.mark.tansu_lane]
 ROOT = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -48,7 +49,11 @@ def test_demo_session_on_the_shared_broker(
     assert phases[0] == "open" and "crash" in phases and "recovery" in phases
 
 
-def test_spma_demo_exits_0_with_a_summary_naming_its_report(tmp_path: Path) -> None:
+def test_spma_demo_exits_0_with_a_summary_naming_its_report(
+    tmp_path: Path, broker_kind: str
+) -> None:
+    """`spma demo` starts its own broker: Tansu in the Tansu lane, else the default choice."""
+    engine = "tansu" if broker_kind == "tansu" else "auto"
     out = subprocess.run(
         [
             sys.executable,
@@ -61,6 +66,8 @@ def test_spma_demo_exits_0_with_a_summary_naming_its_report(tmp_path: Path) -> N
             "120",
             "--reports",
             str(tmp_path),
+            "--engine",
+            engine,
         ],
         capture_output=True,
         text=True,
@@ -69,6 +76,10 @@ def test_spma_demo_exits_0_with_a_summary_naming_its_report(tmp_path: Path) -> N
     )
     assert out.returncode == 0, out.stderr[-2000:] + out.stdout[-2000:]
     assert "SPMA demo" in out.stdout and "liquidation orders" in out.stdout
+    started = "embedded Tansu" if engine == "tansu" else "Apache Kafka"
+    if engine == "auto" and missing_tools():
+        started = "embedded Tansu"
+    assert started in out.stdout, out.stdout[:500]
     folder = re.search(r"report: (\S+)/", out.stdout)
     assert folder, out.stdout[-1000:]
     assert (Path(folder.group(1)) / "chart.png").read_bytes().startswith(PNG)

@@ -1,4 +1,4 @@
-"""`spma demo` (make demo): a stress scenario end to end on the embedded broker, and a report."""
+"""`spma demo` (make demo): a stress scenario end to end on a broker of its own, and a report."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from infra.broker import BrokerError
+from infra.broker_engine import Engine
 from infra.commands.common import fail
 
 
@@ -21,6 +22,11 @@ def register(app: typer.Typer) -> None:
         partitions: int = typer.Option(4, min=1, help="partitions of the account topics"),
         deadline: float = typer.Option(170.0, min=10, help="give up after this many seconds"),
         reports: Path = typer.Option(Path("reports"), help="where the report folder goes"),
+        engine: Engine = typer.Option(
+            Engine.AUTO,
+            help="broker to run it on: kafka (Apache Kafka, needs Java 17 and Maven), tansu "
+            "(embedded) or auto (Kafka where Java 17 and Maven are at hand, else Tansu)",
+        ),
     ) -> None:
         """A calm hour, a crash and a recovery through the engine; a summary and a report."""
         from streams.demo.session import run_demo
@@ -29,7 +35,9 @@ def register(app: typer.Typer) -> None:
         console = Console()
         view = LiveView(console)
         try:
-            result = run_demo(accounts, partitions, deadline, reports, view, console.print)
+            result = run_demo(
+                accounts, partitions, deadline, reports, view, console.print, engine=engine
+            )
         except (BrokerError, TimeoutError, RuntimeError) as exc:
             view.stop()
             fail(f"demo failed: {exc}", code=1)

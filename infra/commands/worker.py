@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
 
         from infra.topics import create_topics
         from streams.app import create_app
-        from streams.worker_tuning import limit_fetch_wait, tune_gc
+        from streams.worker_tuning import limit_fetch_wait, make_producers_idempotent, tune_gc
 
         settings = load_settings(bootstrap_servers=bootstrap, web_port=web_port)
         if create:
@@ -31,6 +31,8 @@ def register(app: typer.Typer) -> None:
             except Exception as exc:
                 fail(f"cannot create topics on {settings.bootstrap_servers}: {exc}")
         limit_fetch_wait(settings.fetch_max_wait_ms)
+        if settings.producer_idempotence:
+            make_producers_idempotent()
         tune_gc()
         faust_app, _ = create_app(settings)
         runner = faust.Worker(faust_app, loglevel=loglevel, quiet=True)

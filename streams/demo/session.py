@@ -1,12 +1,12 @@
-"""The demo: a stress scenario end to end on the embedded broker, a live view, and a report.
+"""The demo: a stress scenario end to end on a broker of its own, a live view, and a report.
 
-It starts the embedded broker (unless given one), creates the topics, starts a real `spma worker`
-process, seeds an exchange (BTC, ETH, SOL; perpetuals, futures and option chains; accounts of
-every kind) through Kafka, then plays a calm hour, a crash (BTC -30%, ETH and SOL following, vols
-spiking, books thinning to 15%) and a partial recovery in accelerated event time, with the
-simulator as the matching engine for liquidation and ADL orders. A live view follows the outputs;
-at the end a summary and a report folder (chart, worst cases, counts). Every wait is bounded by
-the deadline.
+It starts a broker on loopback (unless given one: Apache Kafka where Java 17 and Maven are at hand,
+else the embedded Tansu, or the engine asked for), creates the topics, starts a real `spma worker`
+process, seeds an exchange (BTC, ETH, SOL; perpetuals, futures and option chains; accounts of every
+kind) through Kafka, then plays a calm hour, a crash (BTC -30%, ETH and SOL following, vols spiking,
+books thinning to 15%) and a partial recovery in accelerated event time, with the simulator as the
+matching engine for liquidation and ADL orders. A live view follows the outputs; at the end a
+summary and a report folder (chart, worst cases, counts). Every wait is bounded by the deadline.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from infra.broker import EmbeddedBroker
+from infra.broker_engine import Engine, start_broker
 from infra.settings import Settings
 from infra.topics import create_topics
 from streams.codec import codec_from_settings
@@ -101,19 +101,28 @@ def run_demo(
     log: Callable[[str], Any] = print,
     bootstrap: str | None = None,
     topic_prefix: str = "spma.",
+    engine: Engine | str = Engine.AUTO,
 ) -> DemoResult:
-    """The whole demo (on a fresh embedded broker unless given one), bounded by a deadline."""
+    """The whole demo (on a fresh broker of the engine unless given one), bounded by a deadline."""
     if bootstrap is not None:
         settings = Settings(
             bootstrap_servers=bootstrap, partitions=partitions, topic_prefix=topic_prefix
         )
         return _session(settings, accounts, deadline_s, report_root, view, log)
-    with EmbeddedBroker() as broker:
-        log(f"embedded broker on {broker.bootstrap}")
+    broker = start_broker(engine)
+    try:
+        name = "Apache Kafka" if broker.engine == "kafka" else "embedded Tansu"
+        log(f"{name} {broker.version} on {broker.bootstrap}")
         settings = Settings(
-            bootstrap_servers=broker.bootstrap, partitions=partitions, topic_prefix=topic_prefix
+            bootstrap_servers=broker.bootstrap,
+            partitions=partitions,
+            topic_prefix=topic_prefix,
+            # Tansu rejects aiokafka's idempotent producer (README: Tansu and Apache Kafka).
+            producer_idempotence=broker.engine == "kafka",
         )
         return _session(settings, accounts, deadline_s, report_root, view, log)
+    finally:
+        broker.stop()
 
 
 def _session(

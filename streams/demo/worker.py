@@ -27,6 +27,7 @@ def start_worker(
         SPMA_APP_ID=app_id,
         SPMA_WEB_PORT=str(web_port or free_port()),
         SPMA_DATA_DIR=str(log_dir / "data"),
+        SPMA_PRODUCER_IDEMPOTENCE=str(settings.producer_idempotence).lower(),
     )
     return subprocess.Popen(
         [sys.executable, "-m", "infra.cli", "worker", "--loglevel", "warning", "--no-create"],

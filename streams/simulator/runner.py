@@ -13,13 +13,22 @@ import uuid
 from collections import Counter
 from datetime import datetime, timedelta
 
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, KafkaError, KafkaException
 
 from infra.settings import Settings
 from streams.codec import AvroCodec, CodecError, codec_from_settings
 from streams.kafka_io import flush, group_lag, make_producer, produce
 from streams.records import AdlOrder, LiquidationOrder, Record
 from streams.simulator.matching import MatchingEngine
+
+COORDINATOR_NOT_READY = frozenset(
+    {
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+    }
+)
+"""What a group coordinator answers while it is being elected or loaded: ask again later."""
 
 MARKET_TOPICS = ("oracle-prices", "book-depth", "vol-surfaces", "instruments")
 ORDER_TOPICS = ("liquidations", "adl")
@@ -112,7 +121,17 @@ class SimulatorLoop:
         """True when the workers' group has committed every input (or no group is known)."""
         if self.group is None:
             return True
-        return group_lag(self.settings, self.group, WORKER_INPUTS) == 0
+        try:
+            return group_lag(self.settings, self.group, WORKER_INPUTS) == 0
+        except KafkaException as exc:
+            # A broker that has just started may still be electing the group's coordinator
+            # (Apache Kafka answers NOT_COORDINATOR until __consumer_offsets is ready).
+            error = exc.args[0] if exc.args else None
+            if isinstance(error, KafkaError) and (
+                error.code() in COORDINATOR_NOT_READY or error.retriable()
+            ):
+                return False
+            raise
 
     def _execute(self, topic: str, value: bytes) -> list[tuple[str, str, Record]]:
         """The fills of one order message (none for an undecodable one, counted)."""

@@ -70,8 +70,10 @@ class Replay:
 class Chaos:
     """Workers of one consumer group on a fresh topic prefix, to start, kill and restart."""
 
-    def __init__(self, bootstrap: str, log_dir: Path, partitions: int = 8) -> None:
-        self.harness = Harness(bootstrap, f"t{uuid.uuid4().hex[:10]}.", partitions)
+    def __init__(
+        self, bootstrap: str, log_dir: Path, partitions: int = 8, **overrides: object
+    ) -> None:
+        self.harness = Harness(bootstrap, f"t{uuid.uuid4().hex[:10]}.", partitions, **overrides)
         self.log_dir = log_dir
         self.settings = self.harness.settings
         self.codec = self.harness.codec
@@ -379,9 +381,12 @@ def status_inputs(statuses: Iterable[r.MarginStatus]) -> dict[tuple[str, int, in
 
 
 @contextmanager
-def chaos(bootstrap: str, log_dir: Path, partitions: int = 8) -> Iterator[Chaos]:
-    """A Chaos on a fresh prefix; every worker still running is stopped at the end."""
-    c = Chaos(bootstrap, log_dir, partitions)
+def chaos(
+    bootstrap: str, log_dir: Path, partitions: int = 8, **overrides: object
+) -> Iterator[Chaos]:
+    """A Chaos on a fresh prefix (``overrides``: more settings for it and its workers); every
+    worker still running is stopped at the end."""
+    c = Chaos(bootstrap, log_dir, partitions, **overrides)
     try:
         yield c
     finally:

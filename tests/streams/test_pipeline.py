@@ -1,4 +1,5 @@
-"""The pipeline on the embedded broker: real worker processes, real topics, the Avro codec.
+"""The pipeline on the session's broker (and on Tansu in its lane): real worker processes, real
+topics, the Avro codec.
 
 A scripted session (deposits, a hedged options book, a price path, a thinning book) must end with
 margin-status values equal to what the engine computes offline for the same portfolio and market;
@@ -52,6 +53,7 @@ def _replay(inputs: list[tuple[str, str, r.Record]], market: MarketState) -> dic
     }
 
 
+@pytest.mark.tansu_lane
 @pytest.mark.parametrize("workers", [1, 2])
 def test_scripted_session_matches_the_offline_engine(
     kafka_bootstrap: str, tmp_path: Path, workers: int

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -24,9 +25,14 @@ ROOT = Path(__file__).resolve().parents[2]
 class Harness:
     """A prefix of topics on the shared broker, a producer, and the workers started on it."""
 
-    def __init__(self, bootstrap: str, prefix: str, partitions: int = 8) -> None:
+    def __init__(
+        self, bootstrap: str, prefix: str, partitions: int = 8, **overrides: object
+    ) -> None:
         self.settings = Settings(
-            bootstrap_servers=bootstrap, topic_prefix=prefix, partitions=partitions
+            bootstrap_servers=bootstrap,
+            topic_prefix=prefix,
+            partitions=partitions,
+            **overrides,  # type: ignore[arg-type]
         )
         create_topics(self.settings, timeout_s=30)
         self.codec: AvroCodec = codec_from_settings(self.settings)
@@ -49,6 +55,9 @@ class Harness:
             "SPMA_APP_ID": self.app_id,
             "SPMA_WEB_PORT": str(self.web_ports[-1]),
             "SPMA_DATA_DIR": str(log_dir / f"data-{len(self.workers)}"),
+            "SPMA_PRODUCER_IDEMPOTENCE": str(self.settings.producer_idempotence).lower(),
+            "SPMA_REPLICATION_FACTOR": str(self.settings.replication_factor),
+            **self._optional_env(),
             **(env or {}),
         }
         log = log_dir / f"worker-{len(self.workers)}.log"
@@ -62,6 +71,15 @@ class Harness:
         self.workers.append(proc)
         self.logs.append(log)
         return proc
+
+    def _optional_env(self) -> dict[str, str]:
+        """Settings the workers inherit only when the harness sets them."""
+        env = {}
+        if self.settings.min_insync_replicas is not None:
+            env["SPMA_MIN_INSYNC_REPLICAS"] = str(self.settings.min_insync_replicas)
+        if self.settings.changelog_config:
+            env["SPMA_CHANGELOG_CONFIG"] = json.dumps(self.settings.changelog_config)
+        return env
 
     def send(self, items: list[tuple[str, str, Record]]) -> None:
         """Produce (topic, key, record) inputs and wait for the acks."""
