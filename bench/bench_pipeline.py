@@ -22,6 +22,7 @@ workers can only gain what the cores they leave free allow.
 from __future__ import annotations
 
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,8 @@ WAVE = 32  # accounts a partition in the in-process batch figure (what a busy wo
 TARGET_RATE = 20_000.0
 TARGET_P99_MS = 25.0
 TARGET_SCALING = 1.5
+REBALANCE_RATE = 500.0
+REBALANCE_SECONDS = 15.0
 ENGINE_NAMES = {"kafka": "Apache Kafka", "tansu": "Tansu"}
 
 
@@ -126,19 +129,41 @@ def run(log_dir: Path, engine: str) -> dict[str, Any]:
 
 
 def _two_workers(log_dir: Path, engine: str) -> dict[str, Any]:
-    """Throughput of two workers in one group sharing the 8 partitions, on a fresh broker."""
+    """On a fresh broker: the pause while a second worker joins a busy first one (a rebalance,
+    the newcomer's tables recovered from their changelogs), then the throughput of the two."""
     pipe = Pipeline.start(log_dir, engine)
     try:
-        pipe.start_worker()
         pipe.start_worker()
         status = pipe.listener(["margin-status"])
         pipe.seed_market()
         wait_ready(pipe, status, 120)
-        figures = _throughput(pipe, status, batches=False)
+        figures = {"rebalance": _rebalance(pipe, status)}
+        figures.update(_throughput(pipe, status, batches=False))
         status.close()
     finally:
         pipe.stop()
     return figures
+
+
+def _rebalance(pipe: Pipeline, status: Any) -> dict[str, Any]:
+    """Fills paced at REBALANCE_RATE while a second worker starts a second in: the longest gap
+    between two statuses (the rebalance's pause) and the latency over the whole run."""
+    accounts = fund_accounts(pipe, status, "rb", THROUGHPUT_ACCOUNTS // 2)
+    _settle(status)
+    fills = pipe.fills(accounts, int(REBALANCE_RATE * REBALANCE_SECONDS), seed=3)
+    joiner = threading.Timer(1.0, pipe.start_worker)
+    joiner.start()
+    sent = paced(pipe, fills, REBALANCE_RATE)
+    joiner.join()
+    status.wait(b"rb-", len(accounts) + len(fills), 180)
+    after = _skip_first(list(status.seen), b"rb-", len(accounts))
+    arrivals = np.sort(np.array([t for _, t in after]))
+    pause = float(np.diff(arrivals).max()) if arrivals.size > 1 else float("nan")
+    return {
+        "rate": REBALANCE_RATE,
+        "pause_ms": pause * 1e3,
+        **summary(latencies(sent, after, b"rb-")),
+    }
 
 
 def wait_ready(pipe: Pipeline, status: Any, timeout_s: float) -> float:
@@ -262,6 +287,13 @@ def rows_of(f: dict[str, Any]) -> list[Row]:
             ratio=f"{two['rate'] / tp['rate']:.2f}x one worker (target {TARGET_SCALING}x)",
         ),
         Row(f"[{name}]   raw broker floor: produce + consume", floor["rate"], "/s"),
+        Row(
+            f"[{name}] a second worker joins: longest gap between statuses",
+            two["rebalance"]["pause_ms"],
+            "ms",
+            ratio=f"p99 {two['rebalance'].get('p99_ms', float('nan')):,.0f} ms over the run "
+            f"at {REBALANCE_RATE:,.0f} fills/s",
+        ),
     ]
     for lat, label in ((f["latency"], ""), (f["latency_sustained"], " (half of sustained)")):
         base = floor["latency"].get(f"{lat['rate']:.0f}", {})
@@ -335,6 +367,13 @@ def side_by_side(runs: list[dict[str, Any]]) -> str:
                     "{:,.1f} ms",
                 )
             )
+    pick.append(
+        (
+            "second worker joins: pause",
+            lambda f: f["two_workers"]["rebalance"]["pause_ms"],
+            "{:,.0f} ms",
+        )
+    )
     pick.append(("half of sustained, rate", lambda f: f["latency_sustained"]["rate"], "{:,.0f}/s"))
     pick.append(
         (

@@ -10,6 +10,7 @@ storage and ports, which is what the fault tests need.
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import json
 import os
@@ -233,7 +234,7 @@ class KafkaCluster(BrokerProcess):
         if self.root is None:
             self.root = Path(tempfile.mkdtemp(prefix="spma-kafka-"))
             self._owned_root = True
-        self.cluster_id = _random_cluster_id()
+        self.cluster_id = random_cluster_id()
         self.nodes = [
             KafkaNode(
                 i + 1,
@@ -471,8 +472,10 @@ class KafkaCluster(BrokerProcess):
             time.sleep(0.5)
 
 
-def _random_cluster_id() -> str:
-    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (as the tool's)."""
-    import base64
-
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+def random_cluster_id() -> str:
+    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding, never starting with
+    '-' (as Kafka's own Uuid.randomUuid: the storage tool would read it as an option)."""
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not text.startswith("-"):
+            return text

@@ -14,7 +14,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource
 
 from infra.broker import BrokerError, EmbeddedBroker, find_tansu, free_port, wait_for_metadata
 from infra.broker_engine import Engine, resolve
-from infra.kafka_broker import POM, java_major, kafka_version, missing_tools
+from infra.kafka_broker import POM, random_cluster_id, java_major, kafka_version, missing_tools
 from infra.settings import Settings
 from infra.topics import TOPICS, create_topics, describe_topics
 
@@ -210,3 +210,11 @@ def test_session_broker_is_the_one_the_header_names(kafka_bootstrap: str, broker
     elif missing_tools() is None and broker_kind != "docker":
         assert broker_kind == "kafka"
     assert wait_for_metadata(kafka_bootstrap, timeout_s=10) is None
+
+
+def test_cluster_ids_never_look_like_an_option() -> None:
+    """The storage tool takes `--cluster-id -X...` for an option: ids must not start with '-'
+    (a session broker failed to format one time in 64 before this)."""
+    ids = [random_cluster_id() for _ in range(5000)]
+    assert not any(i.startswith("-") for i in ids)
+    assert all(len(i) == 22 for i in ids) and len(set(ids)) == len(ids)
