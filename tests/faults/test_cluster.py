@@ -3,7 +3,7 @@
 The cluster is the test's own (three KRaft nodes, each a broker and a controller, on loopback),
 not the session's broker. Topics and changelogs are created with replication factor 3 and
 min.insync.replicas 2; the workers' producer is idempotent with acks=all (the default), the
-test's own producer too. While 12,000 fills stream through two workers, the node that leads the
+test's own producer too. While 8,000 fills stream through two workers, the node that leads the
 most partitions is killed with SIGKILL, later the active controller; both are restarted. At the
 end every account's table record equals the offline replay of its inputs, every fill has exactly
 one status id, and no output id is present twice with different content.
@@ -24,8 +24,8 @@ from tests.faults.chaos import Chaos, Sent, assert_same_portfolios, chaos, repla
 from tests.streams.worker_harness import Collector
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
-FILLS = 12_000
-ACCOUNTS = scenario.accounts(300)
+FILLS = 8_000
+ACCOUNTS = scenario.accounts(200)
 OUTPUTS = ("margin-status", "market-broadcast", "dlq", "margin-calls", "liquidations", "adl")
 ID_FIELDS = {
     "margin-status": "status_id",

@@ -53,8 +53,7 @@ def _replay(inputs: list[tuple[str, str, r.Record]], market: MarketState) -> dic
     }
 
 
-@pytest.mark.tansu_lane
-@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("workers", [pytest.param(1, marks=pytest.mark.tansu_lane), 2])
 def test_scripted_session_matches_the_offline_engine(
     kafka_bootstrap: str, tmp_path: Path, workers: int
 ) -> None:
