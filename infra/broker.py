@@ -12,8 +12,8 @@ import socket
 import subprocess
 import tempfile
 import time
-from pathlib import Path
 from abc import ABC, abstractmethod
+from pathlib import Path
 from types import TracebackType
 from typing import Self
 

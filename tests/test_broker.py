@@ -14,7 +14,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource
 
 from infra.broker import BrokerError, EmbeddedBroker, find_tansu, free_port, wait_for_metadata
 from infra.broker_engine import Engine, resolve
-from infra.kafka_broker import POM, random_cluster_id, java_major, kafka_version, missing_tools
+from infra.kafka_broker import POM, java_major, kafka_version, missing_tools, random_cluster_id
 from infra.settings import Settings
 from infra.topics import TOPICS, create_topics, describe_topics
 
