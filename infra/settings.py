@@ -137,6 +137,13 @@ class Settings(BaseSettings):
     pol_secret: SecretStr | None = Field(
         None, description="proof-of-liabilities secret (hex); unset: no roots are published"
     )
+    proof_epochs_kept: int = Field(
+        168,
+        ge=1,
+        le=100_000,
+        description="proof epochs whose leaves each partition keeps, so that `spma prove "
+        "--epoch N` works for them (168: a week of hourly epochs)",
+    )
 
     def table_options(self) -> dict[str, int] | None:
         """Store options for every table: RocksDB's sizes, explicit and small (None for the

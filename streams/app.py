@@ -23,6 +23,7 @@ import orjson
 from faust.types import TP
 from pydantic import ValidationError
 
+from engine.params import RiskParams
 from infra.settings import Settings
 from streams.account_batch import AccountBatch
 from streams.codec import AvroCodec, CodecError, codec_from_settings
@@ -30,7 +31,7 @@ from streams.cursor import Cursor
 from streams.fund import FUND_KEY, FundOwner
 from streams.fund_outbox import FundOutbox
 from streams.kafka_io import Received, read_range
-from streams.market_state import MarketState, market_from_dict
+from streams.market_state import MarketState, StaleParams, market_from_dict
 from streams.market_table import MarketTable, load_market
 from streams.metrics import WorkerMetrics
 from streams.outbox import Encoded, Outbox
@@ -71,6 +72,7 @@ OUTPUTS = (
     "solvency-proofs",
 )
 WAITING = "waiting"  # an input applied, its status due when its wave is settled
+PARAMS_KEY = "in-force"  # the market agent's parameter set and versions (risk-params-state)
 CURSOR_KEY = "\x00cursor/{partition}"  # the last input rejected per topic (streams/cursor.py)
 
 
@@ -108,6 +110,16 @@ class Worker:
             options=settings.table_options(),
             extra_topic_configs=settings.changelog_topic_config(),
         )
+        self.params_table = app.Table(
+            "risk-params-state",
+            default=None,
+            partitions=1,
+            key_type=str,
+            value_type=bytes,
+            options=settings.table_options(),
+            extra_topic_configs=settings.changelog_topic_config(),
+        )
+        self.params_restored = False  # the market agent's set in force, read from its table
         self.market_table = MarketTable(self.table)
         self.fund: FundOwner | None = None
         self.fund_outbox = FundOutbox()
@@ -324,6 +336,8 @@ class Worker:
         uid = f"{msg.topic}:{msg.partition}:{msg.offset}"
         value = self.codec.decode(topic, msg.value)
         self.check_time(value.ts)  # type: ignore[attr-defined]
+        if isinstance(value, RiskParamsRecord):
+            self.restore_params()
         handlers = {
             OraclePrice: self.market.on_price,
             BookDepth: self.market.on_depth,
@@ -333,6 +347,8 @@ class Worker:
         }
         try:
             update = handlers[type(value)](value, uid)
+        except StaleParams as exc:
+            raise InputRejected(DlqReason.STALE_PARAMS, str(exc)[:500]) from None
         except (ValidationError, ValueError) as exc:
             raise InputRejected(
                 DlqReason.BAD_PARAMS if topic == "risk-params" else DlqReason.INVALID_VALUE,
@@ -340,6 +356,8 @@ class Worker:
             ) from None
         if update is None:
             return "conflated"
+        if isinstance(value, RiskParamsRecord):
+            self.save_params()
         data = self.codec.encode("market-broadcast", update)
         key = (update.underlying or "").encode()
         for partition in range(self.settings.partitions):
@@ -476,6 +494,27 @@ class Worker:
         await self.send_fund(msg.topic, msg.offset, encoded)
         return "applied"
 
+    def restore_params(self) -> None:
+        """Put the set in force and the newest version of each set name back into the market
+        agent's state from its table, once after an assignment (a restarted worker must refuse
+        a stale version as its predecessor would have)."""
+        if self.params_restored:
+            return
+        raw = self.params_table.get(PARAMS_KEY)
+        if raw:
+            data = orjson.loads(raw)
+            self.market.use_params(RiskParams.from_json(data["params"]))
+            for name, version in data["versions"].items():
+                known = self.market.param_versions.get(name, 0)
+                self.market.param_versions[name] = max(known, int(version))
+        self.params_restored = True
+
+    def save_params(self) -> None:
+        """Write the market agent's set in force and versions seen to its table (partition 0,
+        the risk-params topic's only one)."""
+        value = {"params": self.market.params.to_json(), "versions": self.market.param_versions}
+        self.params_table[PARAMS_KEY] = orjson.dumps(value)
+
     def save_fund(self, owner: FundOwner) -> None:
         """Write the fund's state, with its outbox, to its table."""
         value = owner.to_dict() | self.fund_outbox.dump()
@@ -606,10 +645,12 @@ def create_app(settings: Settings) -> tuple[faust.App, Worker]:
     async def on_revoked(sender: Any, revoked: Any, **_: Any) -> None:
         worker.forget({tp.partition for tp in revoked})
         worker.fund = None
+        worker.params_restored = False
 
     @app.on_partitions_assigned.connect
     async def on_assigned(sender: Any, assigned: Any, **_: Any) -> None:
         worker.forget({tp.partition for tp in assigned})
         worker.fund = None
+        worker.params_restored = False
 
     return app, worker

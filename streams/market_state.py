@@ -50,6 +50,20 @@ def instrument_of(record: InstrumentRecord) -> Instrument:
     )
 
 
+class StaleParams(ValueError):
+    """A parameter set whose version is not newer than one of the same name already applied:
+    versions only move forward (the dlq's STALE_PARAMS)."""
+
+
+def check_params(record: RiskParamsRecord, params: RiskParams) -> None:
+    """ValueError (BAD_PARAMS) when a record's name or version differs from its JSON's."""
+    if (record.name, record.version) != (params.name, params.version):
+        raise ValueError(
+            f"the record names {record.name}@{record.version} but its parameters are "
+            f"{params.name}@{params.version}"
+        )
+
+
 @dataclass
 class MarketState:
     """Everything the market agent knows; applies inputs, conflates, builds snapshots."""
@@ -66,6 +80,8 @@ class MarketState:
     as_of: float = 0.0
     seq: int = 0
     psr: PsrTracker = field(default_factory=PsrTracker)
+    param_versions: dict[str, int] = field(default_factory=dict)
+    """The newest version applied of each parameter set name (the set in force included)."""
 
     def __post_init__(self) -> None:
         if self.oracle is None:
@@ -154,11 +170,34 @@ class MarketState:
         )
 
     def on_params(self, record: RiskParamsRecord, uid: str) -> MarketUpdate:
-        """A new parameter set (raises pydantic.ValidationError when invalid)."""
-        self.params = RiskParams.from_json(record.params_json)
-        assert self.oracle is not None
-        self.oracle.params = self.params.oracle
+        """A new parameter set, governed: pydantic.ValidationError when invalid, ValueError when
+        its record and its JSON disagree on name or version, StaleParams when its version is
+        not newer than the newest applied of its name."""
+        params = RiskParams.from_json(record.params_json)
+        check_params(record, params)
+        newest = self.newest_version(params.name)
+        if params.version <= newest:
+            raise StaleParams(
+                f"{params.name}@{params.version} is not newer than {params.name}@{newest}, "
+                f"already applied; {self.params.name}@{self.params.version} stays in force"
+            )
+        self.use_params(params)
         return self._update(MarketUpdateKind.PARAMS, record.ts, uid, params=record)
+
+    def newest_version(self, name: str) -> int:
+        """The newest version of a set name applied here (0: none)."""
+        if name == self.params.name:
+            return max(self.param_versions.get(name, 0), self.params.version)
+        return self.param_versions.get(name, 0)
+
+    def use_params(self, params: RiskParams) -> None:
+        """Put a parameter set in force and remember its version."""
+        self.params = params
+        self.param_versions[params.name] = max(
+            self.param_versions.get(params.name, 0), params.version
+        )
+        assert self.oracle is not None
+        self.oracle.params = params.oracle
 
     def apply(self, update: MarketUpdate) -> None:
         """Apply a broadcast update (the account partitions' side of the market)."""
@@ -180,7 +219,10 @@ class MarketState:
         elif kind is MarketUpdateKind.INSTRUMENT and update.instrument:
             self.on_instrument(update.instrument, update.update_id)
         elif kind is MarketUpdateKind.PARAMS and update.params:
-            self.on_params(update.params, update.update_id)
+            try:
+                self.on_params(update.params, update.update_id)
+            except ValueError:  # a set the market agent should not have broadcast
+                return  # (one validated before a restart lost its versions): never applied
             self.refresh_psr()
 
     def refresh_psr(self) -> None:
@@ -238,6 +280,7 @@ def _instrument_rows(state: MarketState) -> list[list[object]]:
 
 MARKET_FIELDS: dict[str, Callable[[MarketState], object]] = {
     "params": lambda s: s.params.to_json(),
+    "param_versions": lambda s: s.param_versions,
     "marks": lambda s: s.marks,
     "stale": lambda s: sorted(s.stale),
     "ewma": lambda s: {u: [v.last_price, v.last_ts, v.daily_var] for u, v in s.ewma.items()},
@@ -293,4 +336,7 @@ def market_from_dict(data: dict[str, object]) -> MarketState:
     state.as_of = float(data["as_of"])  # type: ignore[arg-type]
     state.seq = int(data["seq"])  # type: ignore[call-overload]
     state.psr = PsrTracker.from_dict(data.get("psr"))  # type: ignore[arg-type]
+    # a table from before versions were kept: the set in force is the newest of its name
+    versions = data["param_versions"] if "param_versions" in data else {params.name: params.version}
+    state.param_versions = {str(k): int(v) for k, v in dict(versions).items()}  # type: ignore[call-overload]
     return state

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 from engine.instruments import Instrument, InstrumentKind
@@ -70,6 +71,7 @@ class PortfolioRecord:
     last_ratio: float | None = None
     partition: int = -1
     isolated: bool = False
+    first_ts: float | None = None  # a sub-account's earliest input by event time (epoch s)
     subs: dict[str, PortfolioRecord] = field(default_factory=dict)
     outbox: list[list[Any]] = field(default_factory=list)
 
@@ -121,6 +123,7 @@ class PortfolioRecord:
             "last_ratio": self.last_ratio,
             "partition": self.partition,
             "isolated": self.isolated,
+            "first_ts": self.first_ts,
             "subs": {name: sub.to_dict() for name, sub in self.subs.items()},
             "outbox": self.outbox,
         }
@@ -147,6 +150,7 @@ class PortfolioRecord:
             last_ratio=data.get("last_ratio"),
             partition=data.get("partition", -1),
             isolated=data.get("isolated", False),
+            first_ts=data.get("first_ts"),
             subs={name: cls.from_dict(sub) for name, sub in data.get("subs", {}).items()},
             outbox=list(data.get("outbox", [])),
         )
@@ -238,3 +242,43 @@ def _apply_spot(
     for asset, amount in cash.items():
         record.add_collateral(asset, amount)
     return FillEffect(inst.name, 0.0, 0.0, 0.0, cash)
+
+
+def detach(
+    family: PortfolioRecord,
+    part: PortfolioRecord,
+    instrument: Callable[[str], Instrument],
+    settlement: str = "USD",
+) -> None:
+    """Take a member's own contributions (its collateral and positions, which the family's
+    record also holds) out of the family's record, exactly as far as valuation goes: the
+    family's collateral loses the member's, and each position keeps the quantity and the
+    profit-and-loss line that remain (q_f = q - q_m; for a linear future q_f * e_f = q * e -
+    q_m * e_m, for an inverse one q_f / e_f = q / e - q_m / e_m; a position that closes leaves
+    the constant as cash), so that PnL(mark) of the whole = the member's + the rest's for every
+    mark.
+    Used when a sub-account declared isolated turns out to have been
+    margined with the family first (its declaring input arrived after its first trades)."""
+    for asset, amount in part.collateral.items():
+        family.add_collateral(asset, -amount)
+    for name, mine in part.positions.items():
+        whole = family.positions.get(name) or PositionRecord(0.0, mine.entry)
+        inst = instrument(name)
+        qty = whole.qty - mine.qty
+        realised = whole.realised - mine.realised
+        if inst.kind is InstrumentKind.OPTION:  # premiums were cash; the value is qty's
+            line, entry = 0.0, whole.entry
+        elif inst.inverse:
+            line = whole.qty / whole.entry - mine.qty / mine.entry
+            entry = qty / line if abs(qty) >= EPSILON and line else whole.entry
+        else:
+            line = whole.qty * whole.entry - mine.qty * mine.entry
+            entry = line / qty if abs(qty) >= EPSILON else whole.entry
+        if abs(qty) < EPSILON:
+            family.positions.pop(name, None)
+            if inst.inverse and line:  # coins, as _closed_pnl counts them
+                family.add_collateral(inst.underlying, line)
+            elif line and inst.kind is not InstrumentKind.OPTION:
+                family.add_collateral(settlement, -line * inst.contract_size)
+        else:
+            family.positions[name] = PositionRecord(qty, entry, realised)

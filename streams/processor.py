@@ -215,7 +215,7 @@ class AccountProcessor:
             inst = self.market.instruments.get(fill.instrument)
         except InstrumentError as exc:
             raise InputRejected(DlqReason.UNKNOWN_INSTRUMENT, str(exc)) from None
-        target = self._route(record, fill.sub_account, fill.isolated)
+        target = self._route(record, fill.sub_account, fill.isolated, fill.ts)
         settlement = self.market.params.settlement_currency
         effect = apply_fill(
             target.margined, inst, fill.signed_qty, fill.price, fill.fee, settlement
@@ -229,7 +229,7 @@ class AccountProcessor:
             for r in (target.margined, target.shadow)
             if r is not None
         ]
-        if not all(synced):
+        if target.detached or not all(synced):
             self.rebuild()
         return Applied(record, "FILL", ref, fill.ts, self._fee(fill))
 
@@ -246,11 +246,15 @@ class AccountProcessor:
         )
         return [Output("insurance-claims", fill.account, fee)]
 
-    @staticmethod
-    def _route(record: PortfolioRecord, sub: str | None, isolated: bool) -> Route:
+    def _route(
+        self, record: PortfolioRecord, sub: str | None, isolated: bool, ts: datetime
+    ) -> Route:
         """The family records an input of a sub-account applies to (or a dlq rejection)."""
+        settlement = self.market.params.settlement_currency
         try:
-            return route(record, sub, isolated)
+            return route(
+                record, sub, isolated, ts.timestamp(), self.market.instruments.get, settlement
+            )
         except SubAccountError as exc:
             raise InputRejected(DlqReason.INVALID_VALUE, str(exc)) from None
 
@@ -264,7 +268,7 @@ class AccountProcessor:
         if record.already_applied(ref.topic, ref.offset, transfer.transfer_id):
             return self._duplicate(record, transfer.transfer_id, ref)
         asset = transfer.asset
-        target = self._route(record, transfer.sub_account, transfer.isolated)
+        target = self._route(record, transfer.sub_account, transfer.isolated, transfer.ts)
         for r in (target.margined, target.shadow):
             if r is not None:
                 r.add_collateral(asset, transfer.amount)
@@ -274,7 +278,7 @@ class AccountProcessor:
         synced = [
             self._sync(r, assets={asset}) for r in (target.margined, target.shadow) if r is not None
         ]
-        if not all(synced):
+        if target.detached or not all(synced):
             self.rebuild()
         return Applied(record, "TRANSFER", ref, transfer.ts)
 

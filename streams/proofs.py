@@ -9,8 +9,12 @@ cents, E from the book in one vectorised pass) with the operator's secret, and p
 the state are the partition's ordered input, so a replay after a crash rebuilds the same root.
 
 The leaves themselves (account -> cents for that epoch) are written to the changelogged table
-under ``PROOF_KEY`` so that the operator's ``spma prove ACCOUNT`` (infra/commands/prove.py) can
-rebuild the partition tree, check it against the published root, and give an account its path.
+under ``PROOF_KEY``, one key per partition and epoch, so that the operator's ``spma prove ACCOUNT
+--epoch N`` (infra/commands/prove.py) can rebuild the partition tree of any epoch still kept,
+check it against the published root, and give an account its path. A partition keeps the leaves
+of its newest ``SPMA_PROOF_EPOCHS_KEPT`` epochs (a week of hourly epochs by default; the list is
+under ``PROOF_EPOCHS_KEY``): publishing a newer one deletes the oldest (a tombstone in the
+changelog), so the compacted changelog holds exactly the epochs kept.
 The combined root is not published by a worker (no worker sees every partition): it is the top
 tree over the published partition roots in partition order (``engine.solvency.combine_roots``),
 which anyone can recompute from the topic; ``spma prove`` prints it, extends each proof to it,
@@ -41,7 +45,9 @@ if TYPE_CHECKING:
     from infra.settings import Settings
     from streams.processor import AccountProcessor, Output
 
-PROOF_KEY = "\x00proof/{partition}"
+PROOF_KEY = "\x00proof/{partition}/{epoch}"
+PROOF_EPOCHS_KEY = "\x00proof-epochs/{partition}"
+DEFAULT_EPOCHS_KEPT = 168
 
 
 def epoch_of(ts: float, epoch_s: float) -> int:
@@ -65,6 +71,7 @@ class ProofPublisher:
     """A partition's epoch roots: closes an epoch when event time enters a later one."""
 
     secret: bytes
+    kept: int = DEFAULT_EPOCHS_KEPT
     last: dict[str, Any] | None = None
 
     def on_market(self, proc: AccountProcessor, update: MarketUpdate) -> list[Output]:
@@ -106,55 +113,98 @@ def publisher(settings: Settings) -> ProofPublisher | None:
     """A partition's publisher when the operator configured a secret (SPMA_POL_SECRET, hex)."""
     if settings.pol_secret is None:
         return None
-    return ProofPublisher(bytes.fromhex("".join(settings.pol_secret.get_secret_value().split())))
+    secret = bytes.fromhex("".join(settings.pol_secret.get_secret_value().split()))
+    return ProofPublisher(secret, kept=settings.proof_epochs_kept)
 
 
 def save_leaves(table: Any, proc: AccountProcessor) -> None:
-    """Write the leaves of an epoch just published to the (changelogged) table."""
+    """Write the leaves of an epoch just published to the (changelogged) table, under a key of
+    its own, and delete the leaves of epochs beyond the partition's retention."""
     leaves = proc.prover.take() if proc.prover else None
-    if leaves is not None:
-        table[PROOF_KEY.format(partition=proc.partition)] = orjson.dumps(leaves)
+    if leaves is None or proc.prover is None:
+        return
+    partition, epoch = proc.partition, int(leaves["epoch"])
+    table[PROOF_KEY.format(partition=partition, epoch=epoch)] = orjson.dumps(leaves)
+    index = PROOF_EPOCHS_KEY.format(partition=partition)
+    raw = table.get(index)
+    epochs = sorted({*(orjson.loads(raw) if raw else []), epoch})
+    for old in epochs[: max(len(epochs) - proc.prover.kept, 0)]:
+        key = PROOF_KEY.format(partition=partition, epoch=old)
+        if table.get(key) is not None:
+            del table[key]
+    table[index] = orjson.dumps(epochs[-proc.prover.kept :])
 
 
-def leaves_from_changelog(records: list[tuple[bytes | None, bytes | None]]) -> dict[int, Any]:
-    """The latest leaves record of each partition from the table's changelog (key, value) pairs."""
-    found: dict[int, Any] = {}
+Leaves = dict[tuple[int, int], Any]
+"""Leaves records by (partition, epoch)."""
+
+
+def leaves_from_changelog(records: list[tuple[bytes | None, bytes | None]]) -> Leaves:
+    """Every epoch's leaves that the table's changelog (key, value pairs, in order) still holds,
+    by (partition, epoch): a later record of a key replaces an earlier one, a tombstone (the
+    epoch deleted past its retention) removes it."""
+    found: Leaves = {}
+    named: dict[str, tuple[int, int]] = {}
     for key, value in records:
-        if key is None or value is None:
+        if key is None:
             continue
         try:
             name = orjson.loads(key)
         except orjson.JSONDecodeError:
             continue
-        if isinstance(name, str) and name.startswith("\x00proof/"):
-            data = orjson.loads(value)
-            found[int(data["partition"])] = data
+        if not isinstance(name, str) or not name.startswith("\x00proof/"):
+            continue
+        if value is None:
+            gone = named.pop(name, None)
+            if gone is not None:
+                found.pop(gone, None)
+            continue
+        data = orjson.loads(value)
+        where = (int(data["partition"]), int(data["epoch"]))
+        named[name] = where
+        found[where] = data
     return found
+
+
+def _no_leaves(account: str, leaves: Leaves, epoch: int | None) -> str:
+    """Why an account has no proof: the epoch asked for, and the epochs that are kept."""
+    kept = sorted({e for _, e in leaves})
+    held = f"epochs kept: {kept[0]} to {kept[-1]}" if kept else "no epoch's leaves are kept"
+    if epoch is None:
+        return f"account {account!r}: no leaves for it in any epoch kept ({held})"
+    if kept and epoch < kept[0]:
+        return (
+            f"account {account!r}: epoch {epoch} is older than the epochs kept ({held}; "
+            "SPMA_PROOF_EPOCHS_KEPT sets how many)"
+        )
+    return f"account {account!r}: no leaves for it in epoch {epoch} ({held})"
 
 
 def combined_proof(
     account: str,
     roots: list[SolvencyProof],
-    leaves: dict[int, Any],
+    leaves: Leaves,
     partitions: int,
     secret: bytes,
     epoch: int | None = None,
 ) -> tuple[InclusionProof, MerkleSumTree]:
-    """An account's proof against the combined root of an epoch (the latest with its leaves).
+    """An account's proof against the combined root of an epoch (the given one, else the latest
+    with its leaves).
 
     Rebuilds the account's partition tree from the leaves the worker kept, checks it against the
     partition root published on solvency-proofs, builds the top tree over every partition's
     published root (in partition order) and extends the proof to it. ValueError with the reason
-    when the data is incomplete or does not match what was published.
+    (naming the epoch asked for) when the data is incomplete or does not match what was
+    published.
     """
     mine = [
         (p, data)
-        for p, data in leaves.items()
-        if account in data["liabilities"] and (epoch is None or data["epoch"] == epoch)
+        for (p, e), data in leaves.items()
+        if account in data["liabilities"] and (epoch is None or e == epoch)
     ]
     if not mine:
-        raise ValueError(f"account {account!r}: no leaves for it in the latest epoch")
-    p, data = max(mine, key=lambda item: item[1]["epoch"])
+        raise ValueError(_no_leaves(account, leaves, epoch))
+    p, data = max(mine, key=lambda item: int(item[1]["epoch"]))
     chosen = int(data["epoch"])
     published = {r.partition: r for r in roots if r.epoch == chosen and r.partition is not None}
     missing = [q for q in range(partitions) if q not in published]

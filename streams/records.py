@@ -129,6 +129,7 @@ class DlqReason(StrEnum):
     BAD_PARAMS = "BAD_PARAMS"
     SCHEMA_MISMATCH = "SCHEMA_MISMATCH"
     UNKNOWN_TOPIC = "UNKNOWN_TOPIC"
+    STALE_PARAMS = "STALE_PARAMS"
 
 
 class MarketUpdateKind(StrEnum):

@@ -16,23 +16,34 @@ named sub-account is either
   keeps the latest status of every margined row), state, calls and liquidation orders (keyed by
   the master). Its losses cannot draw on the master's collateral.
 
-Isolation is sticky: once isolated, a sub-account stays isolated (later inputs need not repeat
-the flag). A cross-margined sub-account holding positions or collateral cannot become isolated
-(its collateral is shared): such an input is rejected. The master's status lists every
+Isolation is declared with a sub-account's first inputs and is sticky (later inputs need not
+repeat the flag). Fills and transfers come on two topics with no order between them, so the
+declaring deposit can arrive after a fill of the sub-account: the fill was then applied to the
+family, and when the declaration comes the sub-account's own contributions (its shadow record
+holds exactly those) are taken out of the master's record (``portfolio.detach``) and it is
+margined alone from then on: the family ends as if the inputs had arrived in event-time order.
+A declaration stamped more than ``ISOLATION_GRACE_S`` after the sub-account's first input is not
+such a race but a cross-margined sub-account trying to leave the family with what it holds (its
+losses were carried by the shared collateral): it is rejected. The master's status lists every
 sub-account's standalone requirement in ``sub_accounts`` (an isolated one's is its own IM).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from engine.book import MarginBook
+from engine.instruments import Instrument
 from engine.margin import MarginReport
-from streams.portfolio import PortfolioRecord
+from streams.portfolio import PortfolioRecord, detach
 from streams.records import MarginStatus
 
 SEPARATOR = "/"
+ISOLATION_GRACE_S = 60.0
+"""Event time after a sub-account's first input within which a declaration of isolation still
+takes its earlier inputs out of the family (far longer than a fill and a deposit of one account
+can be apart across the two topics, far shorter than a trading position's life)."""
 
 
 class SubAccountError(ValueError):
@@ -57,29 +68,50 @@ def master_of(row: str) -> str:
 
 @dataclass(frozen=True)
 class Route:
-    """Where an input goes: the record margined on it, and a standalone shadow record if any."""
+    """Where an input goes: the record margined on it, a standalone shadow record if any, and
+    whether the input's declaration just took a sub-account out of the family (the book must
+    then be rebuilt)."""
 
     margined: PortfolioRecord
     shadow: PortfolioRecord | None
+    detached: bool = False
 
 
-def route(master: PortfolioRecord, sub: str | None, isolated: bool) -> Route:
-    """The records a fill or transfer of ``sub`` (None or "" = the master) applies to."""
+def route(
+    master: PortfolioRecord,
+    sub: str | None,
+    isolated: bool,
+    ts: float,
+    instrument: Callable[[str], Instrument],
+    settlement: str,
+) -> Route:
+    """The records a fill or transfer of ``sub`` (None or "" = the master) stamped ``ts``
+    applies to; a declaration of isolation that arrives after some of the sub-account's inputs
+    (within the grace) detaches it from the family first."""
     if not sub:
         return Route(master, None)
     record = master.subs.get(sub)
+    detached = False
     if record is None:
         record = PortfolioRecord(row_id(master.account, sub), partition=master.partition)
         record.isolated = isolated
         master.subs[sub] = record
     elif isolated and not record.isolated:
         if record.positions or record.collateral:
-            raise SubAccountError(
-                f"sub-account {sub!r} of {master.account!r} is cross-margined with positions or "
-                "collateral; it cannot become isolated"
-            )
+            if record.first_ts is None or ts > record.first_ts + ISOLATION_GRACE_S:
+                raise SubAccountError(
+                    f"sub-account {sub!r} of {master.account!r} is cross-margined with "
+                    f"positions or collateral since more than {ISOLATION_GRACE_S:g} s before this "
+                    "input; it cannot become isolated (isolation is declared with a "
+                    "sub-account's first inputs)"
+                )
+            detach(master, record, instrument, settlement)
+            detached = True
         record.isolated = True
-    return Route(record, None) if record.isolated else Route(master, record)
+    record.first_ts = ts if record.first_ts is None else min(record.first_ts, ts)
+    if record.isolated:
+        return Route(record, None, detached)
+    return Route(master, record)
 
 
 def margined(master: PortfolioRecord) -> list[PortfolioRecord]:

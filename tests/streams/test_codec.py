@@ -80,8 +80,10 @@ def test_old_writer_new_reader_and_back(
     """Older writers are read by the newer reader and the reverse, on both registries."""
     older, newer = AvroCodec(registry, versions={stem: old}), AvroCodec(registry)
     old_fields = {f["name"] for f in registry.version(stem, old).schema["fields"]}
+    new_fields = {f["name"] for f in registry.version(stem).schema["fields"]}
     expected = _without_new_fields(record, old_fields)
-    assert expected != record, "the sample should set the fields added since"
+    if new_fields != old_fields:  # (an evolution may only add enum symbols: dlq_record v2)
+        assert expected != record, "the sample should set the fields added since"
     old_data, new_data = older.encode(topic, record), newer.encode(topic, record)
     assert read_header(old_data) != read_header(new_data)
     assert newer.decode(topic, old_data) == expected

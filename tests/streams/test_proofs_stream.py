@@ -16,7 +16,14 @@ from engine.solvency import ProofError, usd_to_liability_cents, verify_proof
 from streams import records as r
 from streams.market_state import MarketState
 from streams.processor import AccountProcessor, InputRef
-from streams.proofs import PROOF_KEY, ProofPublisher, combined_proof, leaves_from_changelog
+from streams.proofs import (
+    PROOF_EPOCHS_KEY,
+    PROOF_KEY,
+    ProofPublisher,
+    combined_proof,
+    leaves_from_changelog,
+    save_leaves,
+)
 
 SECRET = bytes.fromhex("00112233445566778899aabbccddeeff")
 T0 = datetime(2026, 11, 24, 8, tzinfo=UTC)  # an hour boundary: epoch = floor(ts / 3600)
@@ -93,7 +100,8 @@ def test_partitions_publish_roots_and_every_account_proves_against_the_combined_
         leaves = proc.prover.take()  # type: ignore[union-attr]
         assert leaves is not None and leaves["liabilities"] == expected
         roots.append(root)
-        changelog.append((orjson.dumps(PROOF_KEY.format(partition=p)), orjson.dumps(leaves)))
+        key = PROOF_KEY.format(partition=p, epoch=epoch)
+        changelog.append((orjson.dumps(key), orjson.dumps(leaves)))
     found = leaves_from_changelog(changelog)
     total = sum(x.total_liabilities_cents for x in roots)
     for account in ("alice", "bob", "carol", "dave", "alice/iso"):
@@ -124,3 +132,69 @@ def test_the_secret_setting_is_checked_and_optional() -> None:
     for bad in ("not hex", "00ff"):
         with pytest.raises(ValidationError):
             Settings(pol_secret=bad)
+
+
+class _Table(dict[str, bytes]):
+    """A table that records its writes and deletes in order, like a changelog."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.log: list[tuple[bytes, bytes | None]] = []
+
+    def __setitem__(self, key: str, value: bytes) -> None:
+        super().__setitem__(key, value)
+        self.log.append((orjson.dumps(key), value))
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self.log.append((orjson.dumps(key), None))
+
+
+def _publish_epochs(proc: AccountProcessor, table: _Table, epochs: range) -> None:
+    """Close an epoch per hour of event time and save its leaves as the worker does."""
+    for n in epochs:
+        proc.prover.publish(proc, n, T0)  # type: ignore[union-attr]
+        save_leaves(table, proc)
+
+
+def test_each_epoch_kept_has_its_own_leaves_and_older_ones_are_deleted() -> None:
+    proc, _ = _partition(0, {"alice": 100.0, "bob": 50.0})
+    proc.prover = ProofPublisher(SECRET, kept=3)
+    table = _Table()
+    _publish_epochs(proc, table, range(10, 16))
+    kept = {k for k in table if k.startswith("\x00proof/")}
+    assert kept == {PROOF_KEY.format(partition=0, epoch=e) for e in (13, 14, 15)}
+    assert orjson.loads(table[PROOF_EPOCHS_KEY.format(partition=0)]) == [13, 14, 15]
+    found = leaves_from_changelog(table.log)  # the tombstones remove the deleted epochs
+    assert sorted(found) == [(0, 13), (0, 14), (0, 15)]
+
+
+def test_a_proof_for_any_kept_epoch_and_a_clear_error_for_others() -> None:
+    proc, _ = _partition(0, {"alice": 100.0, "bob": 50.0})
+    proc.prover = ProofPublisher(SECRET, kept=3)
+    table = _Table()
+    roots: list[r.SolvencyProof] = []
+    for n in range(10, 16):
+        out = proc.prover.publish(proc, n, T0)
+        roots += [o.record for o in out if isinstance(o.record, r.SolvencyProof)]
+        save_leaves(table, proc)
+    found = leaves_from_changelog(table.log)
+    for epoch in (13, 14, 15):
+        proof, top = combined_proof("alice", roots, found, 1, SECRET, epoch)
+        assert proof.epoch == epoch
+        verify_proof(proof, top.root_hash.hex(), top.total_cents)
+    assert combined_proof("alice", roots, found, 1, SECRET)[0].epoch == 15
+    with pytest.raises(ValueError, match="epoch 11 is older than the epochs kept"):
+        combined_proof("alice", roots, found, 1, SECRET, 11)
+    with pytest.raises(ValueError, match="no leaves for it in epoch 99"):
+        combined_proof("alice", roots, found, 1, SECRET, 99)
+
+
+def test_leaves_written_before_epochs_were_kept_still_prove() -> None:
+    """A table from before (one key per partition, the newest epoch) still reads."""
+    proc, published = _partition(0, {"alice": 100.0})
+    leaves = proc.prover.take()  # type: ignore[union-attr]
+    legacy = [(orjson.dumps("\x00proof/0"), orjson.dumps(leaves))]
+    found = leaves_from_changelog(legacy)
+    proof, _ = combined_proof("alice", published, found, 1, SECRET)  # type: ignore[arg-type]
+    assert proof.epoch == published[0].epoch  # type: ignore[attr-defined]

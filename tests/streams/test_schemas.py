@@ -99,13 +99,18 @@ def test_timestamps_are_millis_and_versions_keep_the_name(name: str) -> None:
 
 
 def test_enums_share_their_symbols_with_the_python_enums() -> None:
-    """Avro enums and the models' Python enums have the same symbols in the same order."""
+    """A record's newest schema and the models' Python enums have the same symbols in the same
+    order; an older schema's are a prefix of them (symbols are only ever added at the end)."""
     seen = set()
     for name in NAMES:
+        record, version = name.split(".v")
+        newest = int(version) == max(ALL[record])
         for named in _walk(_schema(name)):
             if named["type"] == "enum":
-                python = ENUMS[named["name"]]
-                assert named["symbols"] == [m.value for m in python], f"{name}: {named['name']}"
+                python = [m.value for m in ENUMS[named["name"]]]
+                symbols = named["symbols"]
+                want = python if newest else python[: len(symbols)]
+                assert symbols == want, f"{name}: {named['name']}"
                 seen.add(named["name"])
     assert seen == set(ENUMS)
 
@@ -172,10 +177,13 @@ def test_market_update_payloads_mirror_the_input_schemas(payload: str, record: s
     )
 
 
-def _sample(schema: Any, variant: int, named: dict[str, Any]) -> Any:
-    """A value of a (JSON) schema: variant 0 takes first branches and symbols, 1 the last ones."""
+def _sample(
+    schema: Any, variant: int, named: dict[str, Any], avoid: frozenset[str] = frozenset()
+) -> Any:
+    """A value of a (JSON) schema: variant 0 takes first branches and symbols, 1 the last ones
+    (of the enum symbols not in ``avoid``)."""
     if isinstance(schema, list):
-        return _sample(schema[0] if variant == 0 else schema[-1], variant, named)
+        return _sample(schema[0] if variant == 0 else schema[-1], variant, named, avoid)
     if isinstance(schema, str):
         primitives = {
             "string": f"s{variant}",
@@ -188,21 +196,36 @@ def _sample(schema: Any, variant: int, named: dict[str, Any]) -> Any:
         }
         if schema in primitives:
             return primitives[schema]
-        return _sample(named[schema.rsplit(".", 1)[-1]], variant, named)
+        return _sample(named[schema.rsplit(".", 1)[-1]], variant, named, avoid)
     kind = schema["type"]
     if schema.get("logicalType") == "timestamp-millis":
         return datetime(2026, 1, 1, 0, 0, variant, tzinfo=UTC)
     if kind == "record":
         named[schema["name"]] = schema
-        return {f["name"]: _sample(f["type"], variant, named) for f in schema["fields"]}
+        return {f["name"]: _sample(f["type"], variant, named, avoid) for f in schema["fields"]}
     if kind == "enum":
         named[schema["name"]] = schema
-        return schema["symbols"][0 if variant == 0 else -1]
+        symbols = [x for x in schema["symbols"] if x not in avoid]
+        return symbols[0 if variant == 0 else -1]
     if kind == "array":
-        return [_sample(schema["items"], variant, named) for _ in range(variant + 1)]
+        return [_sample(schema["items"], variant, named, avoid) for _ in range(variant + 1)]
     if kind == "map":
-        return {f"k{i}": _sample(schema["values"], variant, named) for i in range(variant + 1)}
-    return _sample(kind, variant, named)
+        return {
+            f"k{i}": _sample(schema["values"], variant, named, avoid) for i in range(variant + 1)
+        }
+    return _sample(kind, variant, named, avoid)
+
+
+def _added_symbols(old: Any, new: Any) -> frozenset[str]:
+    """Symbols the new schema adds to enums the old one already has."""
+    before = {n["name"]: set(n["symbols"]) for n in _walk(old) if n["type"] == "enum"}
+    return frozenset(
+        x
+        for n in _walk(new)
+        if n["type"] == "enum" and n["name"] in before
+        for x in n["symbols"]
+        if x not in before[n["name"]]
+    )
 
 
 def _round(writer: Any, reader: Any, value: Any) -> Any:
@@ -237,12 +260,29 @@ def test_each_version_reads_data_of_the_previous_one(
 @pytest.mark.parametrize(("record", "version"), EVOLVED)
 @pytest.mark.parametrize("variant", [0, 1])
 def test_old_readers_read_the_next_version(record: str, version: int, variant: int) -> None:
-    """Rolling upgrades: a worker still on vN reads what an upgraded producer writes."""
+    """Rolling upgrades: a worker still on vN reads what an upgraded producer writes (enum
+    symbols the new version adds excepted: see the next test)."""
     old, new = ALL[record][version - 1], ALL[record][version]
-    value = _sample(new, variant, {})
+    value = _sample(new, variant, {}, _added_symbols(old, new))
     read = _round(new, old, value)
     assert set(read) == {f["name"] for f in old["fields"]}
     assert all(read[k] == value[k] for k in read)
+
+
+@pytest.mark.parametrize(("record", "version"), EVOLVED)
+def test_an_enum_that_gains_symbols_gains_a_default(record: str, version: int) -> None:
+    """A reader cannot know a symbol added after it: an enum that gains symbols carries a
+    default from then on, so that readers of this version read any later symbol as it (the
+    dlq's v1 readers must be upgraded before STALE_PARAMS is written: README)."""
+    old, new = ALL[record][version - 1], ALL[record][version]
+    for named in _walk(new):
+        if named["type"] != "enum":
+            continue
+        before = next((o for o in _walk(old) if o.get("name") == named["name"]), None)
+        if before is not None and set(named["symbols"]) - set(before["symbols"]):
+            assert named.get("default") in named["symbols"], named["name"]
+            later = {**named, "symbols": [*named["symbols"], "LATER"]}
+            assert _round(later, named, "LATER") == named["default"]
 
 
 def test_evolutions_exist_for_fill_and_the_outputs_extended_since() -> None:
