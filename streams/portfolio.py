@@ -11,8 +11,8 @@ settlement currency.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from engine.instruments import Instrument, InstrumentKind

@@ -157,7 +157,13 @@ def test_parameter_versions_only_move_forward(kafka_bootstrap: str, tmp_path: Pa
         h.send([_params(4, t0)])
         out.wait(lambda c: len(c.records["dlq"]) >= 4, what="live@4 refused after the restart")
         assert out.decoded("dlq")[-1].reason is r.DlqReason.STALE_PARAMS  # type: ignore[attr-defined]
-        h.send([_params(5, t0), deposit("p", 1.0, t0 + timedelta(seconds=2), "d3")])
+        broadcasts = len(out.records["market-broadcast"])
+        h.send([_params(5, t0)])
+        out.wait(
+            lambda c: len(c.records["market-broadcast"]) >= broadcasts + PARTITIONS,
+            what="live@5 broadcast to every partition",
+        )
+        h.send([deposit("p", 1.0, t0 + timedelta(seconds=2), "d3")])
         out.wait(
             lambda c: any(s.params_version == "live@5" for s in _statuses(c, "p")),
             what="a status naming live@5",
