@@ -337,6 +337,6 @@ def market_from_dict(data: dict[str, object]) -> MarketState:
     state.seq = int(data["seq"])  # type: ignore[call-overload]
     state.psr = PsrTracker.from_dict(data.get("psr"))  # type: ignore[arg-type]
     # a table from before versions were kept: the set in force is the newest of its name
-    versions = data["param_versions"] if "param_versions" in data else {params.name: params.version}
+    versions = data.get("param_versions", {params.name: params.version})
     state.param_versions = {str(k): int(v) for k, v in dict(versions).items()}  # type: ignore[call-overload]
     return state
