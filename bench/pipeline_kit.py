@@ -309,6 +309,9 @@ class Pipeline:
         for proc in self.workers:
             stop_worker(proc)
         self.broker.stop()
+        # A producer outliving its broker retries (and logs) for ever: replace it with one that
+        # has nothing to reach, never started (librdkafka connects on first use).
+        self.producer = Producer({"bootstrap.servers": "127.0.0.1:9", "log_level": 0})
 
 
 def rss_of(pid: int) -> int:
