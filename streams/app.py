@@ -92,33 +92,9 @@ class Worker:
         self.codec = codec
         self.market = MarketState()
         self.processors: dict[int, AccountProcessor] = {}
-        self.table = app.Table(
-            "portfolios",
-            default=None,
-            partitions=settings.partitions,
-            key_type=str,
-            value_type=bytes,
-            options=settings.table_options(),
-            extra_topic_configs=settings.changelog_topic_config(),
-        )
-        self.fund_table = app.Table(
-            "insurance-fund-state",
-            default=None,
-            partitions=1,
-            key_type=str,
-            value_type=bytes,
-            options=settings.table_options(),
-            extra_topic_configs=settings.changelog_topic_config(),
-        )
-        self.params_table = app.Table(
-            "risk-params-state",
-            default=None,
-            partitions=1,
-            key_type=str,
-            value_type=bytes,
-            options=settings.table_options(),
-            extra_topic_configs=settings.changelog_topic_config(),
-        )
+        self.table = self.new_table("portfolios", settings.partitions)
+        self.fund_table = self.new_table("insurance-fund-state", 1)
+        self.params_table = self.new_table("risk-params-state", 1)
         self.params_restored = False  # the market agent's set in force, read from its table
         self.market_table = MarketTable(self.table)
         self.fund: FundOwner | None = None
@@ -143,6 +119,19 @@ class Worker:
         self.now_offset = 0.0
 
     # ----- state in the table --------------------------------------------------------------
+
+    def new_table(self, name: str, partitions: int) -> Any:
+        """A changelogged table of str keys and bytes values with the store's sizes and the
+        changelogs' topic configuration."""
+        return self.app.Table(
+            name,
+            default=None,
+            partitions=partitions,
+            key_type=str,
+            value_type=bytes,
+            options=self.settings.table_options(),
+            extra_topic_configs=self.settings.changelog_topic_config(),
+        )
 
     def processor(self, partition: int) -> AccountProcessor:
         """The partition's processor, rebuilt from the table the first time it is needed."""

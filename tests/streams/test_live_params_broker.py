@@ -14,14 +14,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
 from engine.params import RiskParams
-from infra.commands import prove, verify
 from streams import records as r
 from tests.streams.samples import deposit
-from tests.streams.worker_harness import Collector, running
+from tests.streams.worker_harness import Collector, operator_tools, running
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 SECRET_HEX = "0badc0ffee0badc0ffee0badc0ffee00"
@@ -125,16 +123,7 @@ def test_live_params_sub_accounts_and_published_proofs(
         assert total == round(trader.equity * 100) + 300_000  # trader and trader/iso
         out.close()
         # the operator's tool: the account's path to the combined root, checked offline
-        for name, value in {
-            "SPMA_BOOTSTRAP_SERVERS": h.settings.bootstrap_servers,
-            "SPMA_TOPIC_PREFIX": h.settings.topic_prefix,
-            "SPMA_PARTITIONS": str(PARTITIONS),
-            "SPMA_APP_ID": h.app_id,
-        }.items():
-            monkeypatch.setenv(name, value)
-        app = typer.Typer(pretty_exceptions_enable=False, add_completion=False)
-        prove.register(app)
-        verify.register(app)
+        app = operator_tools(h, monkeypatch)
         proof_file = tmp_path / "proof.json"
         result = CliRunner().invoke(
             app, ["prove", "trader", "--from-stream", "--publish", "--out", str(proof_file)]

@@ -97,7 +97,15 @@ def test_scripted_session_matches_the_offline_engine(
                 )
             assert status.state.value == expected["state"]
         ids = [s.status_id for s in out.decoded("margin-status")]  # type: ignore[attr-defined]
-        assert len(ids) == len(set(ids))
+        if workers == 1:  # one worker, no rebalance: every status once
+            assert len(ids) == len(set(ids))
+        # Two workers may rebalance while inputs are in flight (the second joins when it is
+        # up, on a loaded machine after the first has started): the new owner replays what was
+        # not committed and re-sends its stored outputs, byte for byte with the same ids.
+        by_id: dict[str, bytes | None] = {}
+        for m in out.records["margin-status"]:
+            sid = h.codec.decode("margin-status", m.value).status_id  # type: ignore[attr-defined]
+            assert by_id.setdefault(sid, m.value) == m.value, f"{sid} sent with two contents"
         if workers == 1:
             _replay_gives_the_same_ids(h, out)
         out.close()

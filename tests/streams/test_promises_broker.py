@@ -16,14 +16,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
 from engine.params import RiskParams
-from infra.commands import prove, verify
 from streams import records as r
 from tests.streams.samples import deposit
-from tests.streams.worker_harness import Collector, Harness, running
+from tests.streams.worker_harness import Collector, Harness, operator_tools, running
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow, pytest.mark.tansu_lane]
 SECRET_HEX = "0badc0ffee0badc0ffee0badc0ffee00"
@@ -154,8 +152,10 @@ def test_parameter_versions_only_move_forward(kafka_bootstrap: str, tmp_path: Pa
         # a new worker in place of the first one: the versions come back from its table
         h.stop()
         h.start_worker(tmp_path)
+        h.send([deposit("p", 1.0, t0 + timedelta(seconds=2), "d-up")])  # the new worker is up
+        out.wait(lambda c: len(_statuses(c, "p")) >= 3, 180, "the new worker's first status")
         h.send([_params(4, t0)])
-        out.wait(lambda c: len(c.records["dlq"]) >= 4, what="live@4 refused after the restart")
+        out.wait(lambda c: len(c.records["dlq"]) >= 4, 120, "live@4 refused after the restart")
         assert out.decoded("dlq")[-1].reason is r.DlqReason.STALE_PARAMS  # type: ignore[attr-defined]
         broadcasts = len(out.records["market-broadcast"])
         h.send([_params(5, t0)])
@@ -163,7 +163,7 @@ def test_parameter_versions_only_move_forward(kafka_bootstrap: str, tmp_path: Pa
             lambda c: len(c.records["market-broadcast"]) >= broadcasts + PARTITIONS,
             what="live@5 broadcast to every partition",
         )
-        h.send([deposit("p", 1.0, t0 + timedelta(seconds=2), "d3")])
+        h.send([deposit("p", 1.0, t0 + timedelta(seconds=3), "d3")])
         out.wait(
             lambda c: any(s.params_version == "live@5" for s in _statuses(c, "p")),
             what="a status naming live@5",
@@ -197,16 +197,7 @@ def test_every_published_epoch_kept_is_provable(
         epochs = sorted({x.epoch for x in roots})
         assert len(epochs) == 4
         out.close()
-        for name, value in {
-            "SPMA_BOOTSTRAP_SERVERS": h.settings.bootstrap_servers,
-            "SPMA_TOPIC_PREFIX": h.settings.topic_prefix,
-            "SPMA_PARTITIONS": str(PARTITIONS),
-            "SPMA_APP_ID": h.app_id,
-        }.items():
-            monkeypatch.setenv(name, value)
-        app = typer.Typer(pretty_exceptions_enable=False, add_completion=False)
-        prove.register(app)
-        verify.register(app)
+        app = operator_tools(h, monkeypatch)
         for epoch in epochs[1:]:  # the three kept
             proof_file = tmp_path / f"proof-{epoch}.json"
             args = ["prove", "trader", "--from-stream", "--epoch", str(epoch)]

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from infra.broker import free_port
 from infra.settings import Settings
@@ -217,3 +218,23 @@ def running(
         yield harness
     finally:
         harness.stop()
+
+
+def operator_tools(harness: Harness, monkeypatch: Any) -> Any:
+    """`spma prove` and `spma verify` as a typer app, set (through the environment) to read
+    the harness's topics and its workers' changelog, for CliRunner."""
+    import typer
+
+    from infra.commands import prove, verify
+
+    for name, value in {
+        "SPMA_BOOTSTRAP_SERVERS": harness.settings.bootstrap_servers,
+        "SPMA_TOPIC_PREFIX": harness.settings.topic_prefix,
+        "SPMA_PARTITIONS": str(harness.settings.partitions),
+        "SPMA_APP_ID": harness.app_id,
+    }.items():
+        monkeypatch.setenv(name, value)
+    app = typer.Typer(pretty_exceptions_enable=False, add_completion=False)
+    prove.register(app)
+    verify.register(app)
+    return app
