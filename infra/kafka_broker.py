@@ -42,8 +42,6 @@ appender.out.type=Console
 appender.out.name=OUT
 appender.out.layout.type=PatternLayout
 appender.out.layout.pattern=[%d] %p %m (%c)%n
-logger.quorum.name=org.apache.kafka.controller.QuorumController
-logger.quorum.level={level}
 """
 
 
