@@ -30,8 +30,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from bench.inprocess import Partitions, account_records, market_exchange, partition_of
 from bench.pipeline_kit import PARTITIONS, Pipeline
 from bench.report import Row, publish
-from streams.market_state import market_to_dict
-from streams.market_table import LIVE_KEY
+from streams.market.state import market_to_dict
+from streams.market.table import LIVE_KEY
 
 ACCOUNTS = 100_000
 POSITIONS = 10

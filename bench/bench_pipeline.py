@@ -102,7 +102,7 @@ def _listing_only(pipe: Pipeline) -> Any:
     """The demo exchange's instrument list (for fill names), nothing sent."""
     from datetime import UTC, datetime
 
-    from streams.demo.exchange import Exchange
+    from streams.tools.exchange import Exchange
 
     ex = Exchange(datetime.now(tz=UTC))
     ex.list_instruments()

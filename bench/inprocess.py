@@ -15,10 +15,10 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from streams import records as r
-from streams.demo.exchange import SPOTS, Exchange
-from streams.market_state import MarketState
-from streams.portfolio import PortfolioRecord, PositionRecord
-from streams.processor import AccountProcessor, InputRef
+from streams.accounts.portfolio import PortfolioRecord, PositionRecord
+from streams.accounts.processor import AccountProcessor, InputRef
+from streams.market.state import MarketState
+from streams.tools.exchange import SPOTS, Exchange
 
 
 def partition_of(key: str, partitions: int) -> int:

@@ -30,11 +30,11 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from infra.broker import free_port
 from infra.broker_engine import Engine, RunningBroker, start_broker
 from infra.settings import Settings
-from infra.topics import create_topics
 from streams import records as r
 from streams.codec import AvroCodec, codec_from_settings
-from streams.demo.exchange import SPOTS, Exchange
-from streams.demo.worker import start_worker, stop_worker
+from streams.tools.demo.worker import start_worker, stop_worker
+from streams.tools.exchange import SPOTS, Exchange
+from streams.topics.admin import create_topics
 
 PARTITIONS = 8
 PERPETUALS = tuple(f"{u}-PERPETUAL" for u in SPOTS)

@@ -15,9 +15,9 @@ from infra.broker import BrokerError, EmbeddedBroker, find_tansu, free_port, wai
 from infra.broker_engine import Engine, resolve
 from infra.kafka_broker import POM, java_major, kafka_version, missing_tools, random_cluster_id
 from infra.settings import Settings
-from infra.topics import TOPICS, create_topics, describe_topics
+from streams.topics.admin import TOPICS, create_topics, describe_topics
 
-SPMA = [sys.executable, "-m", "infra.cli"]
+SPMA = [sys.executable, "-m", "streams.cli.main"]
 
 
 def test_tansu_binary_is_found() -> None:

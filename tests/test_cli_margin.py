@@ -18,7 +18,7 @@ EXAMPLES = ROOT / "examples"
 def spma(*args: str) -> subprocess.CompletedProcess[str]:
     """Run the CLI as a user would."""
     return subprocess.run(
-        [sys.executable, "-m", "infra.cli", *args],
+        [sys.executable, "-m", "streams.cli.main", *args],
         capture_output=True,
         text=True,
         cwd=ROOT,

@@ -10,7 +10,7 @@ import typer
 from typer.testing import CliRunner
 
 from engine.solvency import MerkleSumTree, leaves_from_liabilities
-from infra.commands import prove, verify
+from streams.cli.commands import prove, verify
 
 SECRET_HEX = "5ec7e75ec7e75ec7e75ec7e75ec7e75e"
 EQUITIES = {"alice": 1234.565, "bob": -50.0, "carol": 0.0, "dave": 99_999.99, "erin": 0.01}
@@ -18,7 +18,7 @@ EQUITIES = {"alice": 1234.565, "bob": -50.0, "carol": 0.0, "dave": 99_999.99, "e
 
 @pytest.fixture
 def app() -> typer.Typer:
-    """A fresh app with just the two commands (independent of infra/cli.py's COMMANDS)."""
+    """A fresh app with just the two commands (independent of streams/cli/main.py's COMMANDS)."""
     app = typer.Typer(pretty_exceptions_enable=False, add_completion=False)
     prove.register(app)
     verify.register(app)

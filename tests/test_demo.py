@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from infra.kafka_broker import missing_tools
-from streams.demo.session import run_demo
+from streams.tools.demo.session import run_demo
 
 pytestmark = pytest.mark.broker
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,7 +64,7 @@ def test_spma_demo_exits_0_with_a_summary_naming_its_report(
         [
             sys.executable,
             "-m",
-            "infra.cli",
+            "streams.cli.main",
             "demo",
             "--accounts",
             "20",

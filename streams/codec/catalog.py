@@ -1,7 +1,7 @@
 """Which record each topic carries (topic names without the configured prefix).
 
 A topic carries one record type, except the fund's single-owner claims topic, which also carries
-ADL candidates (infra/topics.py): records are told apart by the writer schema's name.
+ADL candidates (streams/topics/admin.py): records are told apart by the writer schema's name.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ It builds on tests/streams/worker_harness.Harness (topics under a fresh prefix, 
 processes in one consumer group). Inputs are produced as raw bytes in one batch with delivery
 reports, so the partition and offset of every input are known: the offline replay applies exactly
 what the workers consumed, partition by partition and in offset order, through
-streams.processor.AccountProcessor, and each bad input carries the dlq reason it must get.
+streams.accounts.processor.AccountProcessor, and each bad input carries the dlq reason it must get.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from streams import records as r
+from streams.accounts.portfolio import PortfolioRecord
+from streams.accounts.processor import AccountProcessor, InputRef
 from streams.kafka_io import Received, flush
-from streams.market_state import MarketState
-from streams.portfolio import PortfolioRecord
-from streams.processor import AccountProcessor, InputRef
+from streams.market.state import MarketState
 from tests.streams.worker_harness import Collector, Harness
 
 TablePartition = tuple[str, int]

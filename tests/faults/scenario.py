@@ -11,7 +11,7 @@ import random
 from datetime import UTC, datetime, timedelta
 
 from streams import records as r
-from streams.portfolio import PortfolioRecord
+from streams.accounts.portfolio import PortfolioRecord
 from tests.faults.chaos import Chaos, Input, Sent
 from tests.streams.worker_harness import Collector
 

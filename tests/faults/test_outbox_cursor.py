@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 
 from infra.settings import Settings
 from streams import records as r
+from streams.accounts.cursor import Cursor
+from streams.accounts.outbox import Deliveries, Outbox, entry, outputs_of
+from streams.accounts.portfolio import PortfolioRecord
+from streams.accounts.processor import AccountProcessor, InputRef, Output
 from streams.codec import codec_from_settings
-from streams.cursor import Cursor
-from streams.market_state import MarketState
-from streams.outbox import Deliveries, Outbox, entry, outputs_of
-from streams.portfolio import PortfolioRecord
-from streams.processor import AccountProcessor, InputRef, Output
+from streams.market.state import MarketState
 from tests.streams.samples import perpetual_market
 
 CODEC = codec_from_settings(Settings())

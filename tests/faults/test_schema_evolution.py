@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from streams.accounts.portfolio import PortfolioRecord
 from streams.codec import AvroCodec
 from streams.codec.wire import read_header
-from streams.portfolio import PortfolioRecord
 from tests.faults import scenario
 from tests.faults.chaos import Input, assert_same_portfolios, chaos, replay
 

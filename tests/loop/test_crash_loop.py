@@ -17,9 +17,9 @@ from typing import Any
 
 from engine.insurance import deficit_cents, to_cents
 from streams import records as r
-from streams.fund import fund_event_id
-from streams.simulator.runner import SimulatorLoop
-from streams.simulator.scenario import CrashScenario
+from streams.fund.owner import fund_event_id
+from streams.tools.simulator.runner import SimulatorLoop
+from streams.tools.simulator.scenario import CrashScenario
 from tests.streams.worker_harness import Collector, running
 
 ACCOUNTS = int(os.environ.get("SPMA_LOOP_ACCOUNTS", "2000"))

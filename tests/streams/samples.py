@@ -237,7 +237,7 @@ def deposit(
 def perpetual_market(ts: datetime = TS) -> list[r.MarketUpdate]:
     """What a market agent broadcasts for BTC-PERPETUAL listed and two sources quoting BTC at
     100,000 and USDC at 1."""
-    from streams.market_state import MarketState
+    from streams.market.state import MarketState
 
     agent = MarketState()
     perp = r.InstrumentRecord(name="BTC-PERPETUAL", kind="PERPETUAL", underlying="BTC", ts=ts)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from streams.account_batch import AccountBatch
-from streams.market_state import MarketState
-from streams.outbox import Encoded
-from streams.portfolio import PortfolioRecord
-from streams.processor import AccountProcessor, Applied, InputRef
+from streams.accounts.batch import AccountBatch
+from streams.accounts.outbox import Encoded
+from streams.accounts.portfolio import PortfolioRecord
+from streams.accounts.processor import AccountProcessor, Applied, InputRef
+from streams.market.state import MarketState
 
 T0 = datetime(2026, 11, 24, 8, tzinfo=UTC)
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from engine.insurance import deficit_cents, to_cents
 from streams import records as r
-from streams.fund import FundOwner
+from streams.fund.owner import FundOwner
 
 TS = datetime(2026, 11, 24, 8, tzinfo=UTC)
 

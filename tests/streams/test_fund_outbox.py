@@ -7,8 +7,8 @@ import asyncio
 
 import orjson
 
-from streams.fund_outbox import FundOutbox
-from streams.outbox import Encoded
+from streams.accounts.outbox import Encoded
+from streams.fund.outbox import FundOutbox
 
 CLAIMS = "spma.insurance-claims"
 PAYOUT = Encoded("collateral", "acct-1", b"\x00payout")

@@ -8,8 +8,8 @@ from typing import Any
 
 import orjson
 
-from streams.market_state import MarketState, market_from_dict, market_to_dict
-from streams.market_table import LIVE_KEY, PART_KEYS, MarketTable, load_market
+from streams.market.state import MarketState, market_from_dict, market_to_dict
+from streams.market.table import LIVE_KEY, PART_KEYS, MarketTable, load_market
 from streams.records import MarketUpdateKind
 from tests.streams.samples import perpetual_market
 

@@ -9,7 +9,7 @@ import pytest
 from engine import black76
 from engine.instruments import parse_expiry
 from streams import records as r
-from streams.simulator.matching import MatchingEngine
+from streams.tools.simulator.matching import MatchingEngine
 
 TS = datetime(2026, 11, 24, 8, tzinfo=UTC)
 BPS = [10.0, 100.0]

@@ -22,15 +22,15 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
-from infra.cli import app as cli
 from infra.settings import Settings
-from infra.topics import create_topics
 from streams import records as r
+from streams.cli.main import app as cli
 from streams.codec import codec_from_settings
-from streams.demo.exchange import Exchange
+from streams.faust.web import key_partitions
 from streams.kafka_io import drain
-from streams.loadgen import KINDS, LoadPlan, run_load
-from streams.web import key_partitions
+from streams.tools.exchange import Exchange
+from streams.tools.loadgen import KINDS, LoadPlan, run_load
+from streams.topics.admin import create_topics
 from tests.streams.samples import deposit
 from tests.streams.worker_harness import Collector, Harness, running
 

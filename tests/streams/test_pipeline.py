@@ -16,10 +16,10 @@ import pytest
 from engine.market import market_to_mapping
 from engine.offline import margin_from_mappings
 from streams import records as r
-from streams.demo.exchange import Exchange
-from streams.market_state import MarketState
-from streams.portfolio import PortfolioRecord, apply_fill
+from streams.accounts.portfolio import PortfolioRecord, apply_fill
+from streams.market.state import MarketState
 from streams.records import MarginStatus
+from streams.tools.exchange import Exchange
 from tests.streams.samples import deposit
 from tests.streams.worker_harness import Collector, Harness, running
 

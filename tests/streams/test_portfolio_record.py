@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from engine.instruments import parse_instrument
-from streams.portfolio import PortfolioRecord, apply_fill
+from streams.accounts.portfolio import PortfolioRecord, apply_fill
 
 PERP = parse_instrument("BTC-PERPETUAL")
 INV = parse_instrument("BTC-PERPETUAL-INV")

@@ -6,11 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from streams import processor
+from streams.accounts import processor
 from streams import records as r
-from streams.market_state import MarketState
-from streams.portfolio import PortfolioRecord
-from streams.processor import AccountProcessor, InputRef, Output
+from streams.accounts.portfolio import PortfolioRecord
+from streams.accounts.processor import AccountProcessor, InputRef, Output
+from streams.market.state import MarketState
 
 T0 = datetime(2026, 11, 24, 8, tzinfo=UTC)
 
@@ -159,7 +159,7 @@ def test_a_gap_below_zero_equity_claims_the_deficit_once_with_the_positions() ->
 
 def test_a_claim_says_which_payouts_the_account_has_received() -> None:
     """Payouts applied are counted, so that the fund can tell a repeated claim's payouts in
-    flight (streams/fund.py); the count survives the table."""
+    flight (streams/fund/owner.py); the count survives the table."""
     proc, market = _setup()
     out = _market(proc, market, 75_000.0, T0 + timedelta(seconds=1))
     (claim,) = [o.record for o in out if isinstance(o.record, r.InsuranceClaim)]

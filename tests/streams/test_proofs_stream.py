@@ -1,4 +1,4 @@
-"""Proof-of-liabilities publication by the partitions (streams/proofs.py), without Kafka.
+"""Proof-of-liabilities publication by the partitions (streams/accounts/proofs.py), without Kafka.
 
 Each partition closes an epoch when event time enters a later one: the published total is the
 sum of its accounts' liabilities (max(0, E) in cents), every account's proof extends to the
@@ -14,9 +14,8 @@ import pytest
 
 from engine.solvency import ProofError, usd_to_liability_cents, verify_proof
 from streams import records as r
-from streams.market_state import MarketState
-from streams.processor import AccountProcessor, InputRef
-from streams.proofs import (
+from streams.accounts.processor import AccountProcessor, InputRef
+from streams.accounts.proofs import (
     PROOF_EPOCHS_KEY,
     PROOF_KEY,
     ProofPublisher,
@@ -24,6 +23,7 @@ from streams.proofs import (
     leaves_from_changelog,
     save_leaves,
 )
+from streams.market.state import MarketState
 
 SECRET = bytes.fromhex("00112233445566778899aabbccddeeff")
 T0 = datetime(2026, 11, 24, 8, tzinfo=UTC)  # an hour boundary: epoch = floor(ts / 3600)
@@ -124,7 +124,7 @@ def test_the_secret_setting_is_checked_and_optional() -> None:
     from pydantic import ValidationError
 
     from infra.settings import Settings
-    from streams.proofs import publisher
+    from streams.accounts.proofs import publisher
 
     assert publisher(Settings(pol_secret=None)) is None
     made = publisher(Settings(pol_secret=SECRET.hex()))

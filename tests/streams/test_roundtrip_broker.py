@@ -10,10 +10,10 @@ import pytest
 from confluent_kafka import Consumer, Producer
 
 from infra.settings import Settings
-from infra.topics import create_topics
 from schemas import SCHEMAS_DIR
 from streams.codec import CATALOG, AvroCodec, FolderRegistry
 from streams.records import Record
+from streams.topics.admin import create_topics
 from tests.streams.samples import ALL_SAMPLES
 
 pytestmark = pytest.mark.broker

@@ -14,12 +14,12 @@ import pytest
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from fastavro.schema import to_parsing_canonical_form
 
-from infra.topics import TOPICS
 from schemas import SCHEMAS_DIR
 from streams import records as r
 from streams.codec import registry as registry_module
 from streams.codec.catalog import CATALOG
 from streams.codec.registry import FolderRegistry, fingerprint_id, load_folder
+from streams.topics.admin import TOPICS
 
 ALL = load_folder(SCHEMAS_DIR)
 NAMES = [f"{record}.v{v}" for record, vs in ALL.items() for v in sorted(vs)]

@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 
 from engine.instruments import format_expiry
 from streams import records as r
-from streams.market_state import MarketState
-from streams.portfolio import PortfolioRecord
-from streams.processor import AccountProcessor, InputRef, InputRejected, Output
-from streams.subaccounts import ISOLATION_GRACE_S
+from streams.accounts.portfolio import PortfolioRecord
+from streams.accounts.processor import AccountProcessor, InputRef, InputRejected, Output
+from streams.accounts.subaccounts import ISOLATION_GRACE_S
+from streams.market.state import MarketState
 
 T0 = datetime(2026, 11, 24, 8, tzinfo=UTC)
 EXPIRY = datetime(2026, 12, 25, 8, tzinfo=UTC)

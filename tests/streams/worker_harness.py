@@ -15,10 +15,10 @@ from typing import Any
 
 from infra.broker import free_port
 from infra.settings import Settings
-from infra.topics import create_topics
 from streams.codec import AvroCodec, codec_from_settings
 from streams.kafka_io import Received, drain, flush, make_producer, produce
 from streams.records import Record
+from streams.topics.admin import create_topics
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,7 +63,15 @@ class Harness:
         }
         log = log_dir / f"worker-{len(self.workers)}.log"
         proc = subprocess.Popen(
-            [sys.executable, "-m", "infra.cli", "worker", "--loglevel", loglevel, "--no-create"],
+            [
+                sys.executable,
+                "-m",
+                "streams.cli.main",
+                "worker",
+                "--loglevel",
+                loglevel,
+                "--no-create",
+            ],
             env=env,
             cwd=ROOT,
             stdout=log.open("wb"),
@@ -225,7 +233,7 @@ def operator_tools(harness: Harness, monkeypatch: Any) -> Any:
     the harness's topics and its workers' changelog, for CliRunner."""
     import typer
 
-    from infra.commands import prove, verify
+    from streams.cli.commands import prove, verify
 
     for name, value in {
         "SPMA_BOOTSTRAP_SERVERS": harness.settings.bootstrap_servers,

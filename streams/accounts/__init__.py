@@ -1,0 +1,1 @@
+"""The account partitions' logic, free of Kafka: portfolio records, the processor, outboxes."""

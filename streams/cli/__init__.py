@@ -1,0 +1,1 @@
+"""The `spma` command line: the composition root, which imports everything and nothing imports."""

@@ -1,0 +1,66 @@
+"""`spma demo` (make demo): a stress scenario end to end on a broker of its own, and a report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from infra.broker import BrokerError
+from infra.broker_engine import Engine
+from streams.cli.commands.common import fail
+
+
+def register(app: typer.Typer) -> None:
+    """Add `spma demo`."""
+
+    @app.command("demo")
+    def demo(
+        accounts: int = typer.Option(2000, min=1, help="accounts to open"),
+        partitions: int = typer.Option(4, min=1, help="partitions of the account topics"),
+        deadline: float = typer.Option(170.0, min=10, help="give up after this many seconds"),
+        reports: Path = typer.Option(Path("reports"), help="where the report folder goes"),
+        engine: Engine = typer.Option(
+            Engine.AUTO,
+            help="broker to run it on: kafka (Apache Kafka, needs Java 17 and Maven), tansu "
+            "(embedded) or auto (Kafka where Java 17 and Maven are at hand, else Tansu)",
+        ),
+    ) -> None:
+        """A calm hour, a crash and a recovery through the engine; a summary and a report."""
+        from streams.tools.demo.session import run_demo
+        from streams.tools.demo.view import LiveView
+
+        console = Console()
+        view = LiveView(console)
+        try:
+            result = run_demo(
+                accounts, partitions, deadline, reports, view, console.print, engine=engine
+            )
+        except (BrokerError, TimeoutError, RuntimeError) as exc:
+            view.stop()
+            fail(f"demo failed: {exc}", code=1)
+        view.stop()
+        table = Table(title=f"SPMA demo: {result.accounts:,} accounts in {result.seconds:.1f} s")
+        table.add_column("figure")
+        table.add_column("value", justify="right")
+        c = result.counts
+        for label, value in (
+            ("inputs (incl. fills from the simulator)", result.inputs),
+            ("margin-status records", c.get("margin-status", 0)),
+            ("margin calls", c.get("margin-calls", 0)),
+            ("liquidation orders", c.get("liquidations", 0)),
+            ("liquidation fills", result.simulator.get("fills", 0)),
+            ("ADL orders", c.get("adl", 0)),
+            ("insurance-fund events", c.get("insurance-fund", 0)),
+            ("inputs rejected (dlq)", c.get("dlq", 0)),
+        ):
+            table.add_row(label, f"{value:,}")
+        table.add_row("insurance fund balance (USD)", f"{result.fund_balance:,.2f}")
+        for state, count in sorted(result.states.items()):
+            table.add_row(f"accounts {state}", f"{count:,}")
+        for und, price in result.prices.items():
+            table.add_row(f"{und} final mark", f"{price:,.2f}")
+        console.print(table)
+        typer.echo(f"report: {result.report}/ (chart.png, worst_cases.json, counts.json)")

@@ -1,0 +1,1 @@
+"""The Faust layer: the worker, its agents, tables, timers, web views and metrics."""

@@ -1,0 +1,198 @@
+"""The worker's HTTP views on Faust's web server: ``GET /metrics`` and ``GET /accounts/{id}``.
+
+``/metrics`` renders the worker's own Prometheus registry (faust/metrics.py), after setting the
+gauges that describe state (accounts by state, the insurance fund) from that state.
+
+``/accounts/{id}`` answers with the account's margin as the margin-status topic would state it
+now (state, equity, IM, MM, every component, ratio, parameter version) from whichever worker owns
+the account's partition. Faust's ``@app.table_route`` cannot find that worker here: it hashes the
+table's *serialized* key (JSON, quotes included) with aiokafka's murmur2 partitioner, while an
+account lives on the partition its input arrived on, chosen by the producer that wrote it
+(librdkafka's default hashes the raw key with CRC32; Java clients use murmur2 on it), and the
+portfolio table follows the input's partition. So the view routes itself: a worker that holds the
+account answers from its partition's processor; any other asks the owners of the partitions the
+usual partitioners give for the key first, then the remaining workers, with ``?local=1`` so that a
+worker asked on another's behalf answers only from its own state (no forwarding loops). The worker
+URLs come from the group's assignment (the same map table_route uses), so every worker must
+advertise a distinct URL (``advertised_url``).
+"""
+
+from __future__ import annotations
+
+import socket
+import zlib
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import faust
+import orjson
+from aiokafka.partitioner import murmur2
+from faust.web import Request, Response, View
+from yarl import URL
+
+from infra.settings import Settings
+from streams.accounts.dynamic import effective_psr
+from streams.accounts.portfolio import PortfolioRecord
+from streams.accounts.processor import AccountProcessor
+from streams.accounts.status import status_record
+from streams.accounts.subaccounts import decorate, standalone_requirements
+from streams.faust.metrics import count_states
+from streams.faust.worker import Worker
+from streams.fund.owner import FUND_KEY, FundOwner
+from streams.market.state import MarketState, market_from_dict
+from streams.market.table import load_market
+
+FORWARD_TIMEOUT_S = 5.0
+# Fields of a margin-status record that describe the input that caused it: a view has none.
+INPUT_FIELDS = {"status_id", "input_topic", "input_partition", "input_offset"}
+WILDCARD_HOSTS = {"", "0.0.0.0", "::"}
+
+
+def advertised_url(settings: Settings) -> str:
+    """The URL other workers reach this one at: the web host, or this machine's address when the
+    host is a bind-all wildcard (docker-compose, where every replica has the same settings)."""
+    host = settings.web_host
+    if host in WILDCARD_HOSTS:
+        host = socket.gethostbyname(socket.gethostname())
+    return f"http://{host}:{settings.web_port}"
+
+
+def key_partitions(key: str, partitions: int) -> list[int]:
+    """The partitions producers put a key on: librdkafka's default (CRC32, what confluent-kafka
+    and the project's tools use), then murmur2 (Java clients and aiokafka); no repeats."""
+    raw = key.encode()
+    found = [zlib.crc32(raw) % partitions, (murmur2(raw) & 0x7FFFFFFF) % partitions]
+    return list(dict.fromkeys(found))
+
+
+def owned_partitions(worker: Worker, table: Any = None) -> set[int]:
+    """The partitions of a table (the portfolio table by default) this worker actively owns."""
+    changelog = (table or worker.table).changelog_topic.get_topic_name()
+    return {tp.partition for tp in worker.app.assignor.assigned_actives() if tp.topic == changelog}
+
+
+def fund_balance(worker: Worker) -> tuple[str, float] | None:
+    """The insurance fund's currency and balance when this worker owns the fund: its live state,
+    else (after a rebalance, before the fund's next event) its table entry."""
+    owner = worker.fund
+    if owner is None:
+        if 0 not in owned_partitions(worker, worker.fund_table):
+            return None
+        settlement = worker.market.params.settlement_currency
+        raw = worker.fund_table.get(FUND_KEY.format(currency=settlement))
+        if not raw:
+            return None
+        owner = FundOwner.from_dict(orjson.loads(raw))
+    return owner.fund.currency, owner.fund.balance_cents / 100.0
+
+
+def _processor(worker: Worker, record: PortfolioRecord) -> AccountProcessor:
+    """The live processor of the record's partition, or, when the partition has none yet (after a
+    rebalance, until its next event), a one-account processor from the table's state. The latter is
+    never kept: only the agent builds and keeps a partition's processor."""
+    live = worker.processors.get(record.partition)
+    if live is not None and record.account in live.records:
+        return live
+    state = load_market(worker.table, record.partition)
+    market = market_from_dict(state) if state else MarketState()
+    proc = AccountProcessor(record.partition, market)
+    proc.load({record.account: record})
+    return proc
+
+
+def account_status(worker: Worker, account: str) -> tuple[int, dict[str, Any]]:
+    """HTTP status and JSON body of an account's margin, from this worker's state only.
+
+    Nothing is answered while the worker rebalances: from its new assignment until its tables'
+    recovery ends, a partition it just got can still hold stale records."""
+    if worker.app.rebalancing:
+        return 503, {"error": "rebalancing, try again", "account": account}
+    raw = worker.table.get(account) if not account.startswith("\x00") else None
+    record = PortfolioRecord.from_dict(orjson.loads(raw)) if raw else None
+    if record is None or record.partition not in owned_partitions(worker):
+        return 404, {"error": "unknown account", "account": account}
+    proc = _processor(worker, record)
+    record = proc.records[account]
+    if account not in proc.book or account in proc.unpriced:
+        return 503, {"error": "no market data to value the account yet", "account": account}
+    report = proc.book.margin([account])
+    status = status_record(
+        report,
+        0,
+        reason="VIEW",
+        topic="view",
+        partition=proc.partition,
+        offset=0,
+        ts=datetime.fromtimestamp(proc.market.as_of, tz=UTC),
+        stale=sorted(proc.market.stale),
+    )
+    standalone = standalone_requirements(proc.book, [record] if record.subs else [], report)
+    status = decorate(status, account, None, standalone.get(account), effective_psr(proc.book))
+    body = status.model_dump(mode="json", exclude=INPUT_FIELDS)
+    body["partition"] = proc.partition
+    body["served_by"] = str(worker.app.conf.canonical_url)
+    return 200, body
+
+
+def peers(worker: Worker, account: str) -> list[str]:
+    """Other workers' URLs, the likely owners of the account's partition first."""
+    me = str(worker.app.conf.canonical_url)
+    changelog = worker.table.changelog_topic.get_topic_name()
+    owners: dict[int, str] = {}
+    for url, topics in worker.app.router.table_metadata(worker.table.name).items():
+        for partition in topics.get(changelog, ()):
+            owners[partition] = url
+    likely = [owners[p] for p in key_partitions(account, worker.settings.partitions) if p in owners]
+    ordered = dict.fromkeys([*likely, *sorted(set(owners.values()))])
+    return [url for url in ordered if url != me]
+
+
+async def _ask(worker: Worker, url: str, account: str) -> tuple[int, bytes] | None:
+    """Ask one worker for an account from its own state; None when it cannot be reached."""
+    target = URL(url).with_path(f"/accounts/{account}").with_query(local="1")
+    try:
+        async with worker.app.http_client.get(
+            target, timeout=aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S)
+        ) as resp:
+            return resp.status, await resp.read()
+    except (TimeoutError, aiohttp.ClientError):
+        return None
+
+
+async def find_account(worker: Worker, account: str, local: bool) -> tuple[int, bytes]:
+    """The account's status from this worker, else from the worker that owns it."""
+    code, body = account_status(worker, account)
+    if code != 404 or local:
+        return code, orjson.dumps(body)
+    unreachable = []
+    for url in peers(worker, account):
+        answer = await _ask(worker, url, account)
+        if answer is None:
+            unreachable.append(url)
+        elif answer[0] != 404:
+            return answer
+    if unreachable or worker.app.rebalancing:
+        error = {"error": "owner not reachable", "account": account, "unreachable": unreachable}
+        return 503, orjson.dumps(error)
+    return 404, orjson.dumps(body)
+
+
+def install_views(app: faust.App, worker: Worker) -> None:
+    """Add ``/metrics`` and ``/accounts/{account}`` to the worker's web server."""
+
+    @app.page("/metrics", name="spma-metrics")
+    async def metrics(view: View, request: Request) -> Response:
+        """Prometheus exposition of this worker's registry."""
+        worker.metrics.set_accounts(count_states(list(worker.processors.values())))
+        fund = fund_balance(worker)
+        if fund is not None:
+            worker.metrics.set_fund_balance(*fund)
+        body, content_type = worker.metrics.render(request.headers.get("Accept", ""))
+        return view.bytes(body, headers={"Content-Type": content_type})
+
+    @app.page("/accounts/{account}", name="spma-account")
+    async def account_view(view: View, request: Request, account: str) -> Response:
+        """An account's current margin status as JSON (404 with a JSON error when unknown)."""
+        code, body = await find_account(worker, account, request.query.get("local") == "1")
+        return view.bytes(body, content_type="application/json", status=code)

@@ -1,0 +1,1 @@
+"""The insurance fund's single owner and its outbox, free of Kafka."""

@@ -1,0 +1,238 @@
+"""The demo: a stress scenario end to end on a broker of its own, a live view, and a report.
+
+It starts a broker on loopback (unless given one: Apache Kafka where Java 17 and Maven are at hand,
+else the embedded Tansu, or the engine asked for), creates the topics, starts a real `spma worker`
+process, seeds an exchange (BTC, ETH, SOL; perpetuals, futures and option chains; accounts of every
+kind) through Kafka, then plays a calm hour, a crash (BTC -30%, ETH and SOL following, vols spiking,
+books thinning to 15%) and a partial recovery in accelerated event time, with the simulator as the
+matching engine for liquidation and ADL orders. A live view follows the outputs; at the end a
+summary and a report folder (chart, worst cases, counts). Every wait is bounded by the deadline.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from infra.broker_engine import Engine, start_broker
+from infra.settings import Settings
+from streams.codec import codec_from_settings
+from streams.tools.demo.observer import Observer
+from streams.tools.demo.report import write_report
+from streams.tools.demo.worker import start_worker, stop_worker
+from streams.tools.exchange import Exchange
+from streams.tools.simulator.runner import SimulatorLoop
+from streams.topics.admin import create_topics
+
+LIQUIDITY_PROVIDERS = 16  # the makers of every seeded trade: each long has a short
+
+
+@dataclass(frozen=True)
+class Leg:
+    """One step of the scenario: minutes of event time, price factors, depth and vol levels."""
+
+    phase: str
+    minutes: float
+    factors: dict[str, float]
+    depth: float
+    vol: float
+
+
+def _path() -> list[Leg]:
+    """A calm hour, a crash over half an hour, a partial recovery, and a quiet end."""
+    calm = [Leg("calm", 15, {"BTC": f, "ETH": f, "SOL": f}, 1.0, 1.0) for f in (1.002, 0.998)] * 2
+    down = 0.70 ** (1 / 6)
+    crash = [
+        Leg("crash", 5, {"BTC": down, "ETH": down**0.95, "SOL": down**1.1}, d, v)
+        for d, v in zip(
+            (0.8, 0.6, 0.45, 0.3, 0.2, 0.15), (1.2, 1.4, 1.6, 1.8, 2.0, 2.0), strict=True
+        )
+    ]
+    up = 1.12 ** (1 / 4)
+    recovery = [
+        Leg("recovery", 10, {"BTC": up, "ETH": up, "SOL": up**1.1}, d, v)
+        for d, v in zip((0.25, 0.4, 0.55, 0.7), (1.8, 1.6, 1.4, 1.3), strict=True)
+    ]
+    quiet = [Leg("settle", 2, {}, 0.7, 1.3)] * 2
+    return calm + crash + recovery + quiet
+
+
+@dataclass
+class DemoResult:
+    """What the demo did and where its report is."""
+
+    accounts: int
+    inputs: int
+    counts: dict[str, int]
+    states: dict[str, int]
+    prices: dict[str, float]
+    fund_balance: float
+    simulator: dict[str, int]
+    report: Path
+    seconds: float = 0.0
+    timeline: list[Any] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """The figures of the summary, as data."""
+        return {
+            "accounts": self.accounts,
+            "inputs": self.inputs,
+            "seconds": round(self.seconds, 1),
+            "fund_balance": self.fund_balance,
+            "prices": self.prices,
+            "simulator": self.simulator,
+        }
+
+
+View = Callable[[Observer, str, float, dict[str, float]], None]
+
+
+def run_demo(
+    accounts: int = 2000,
+    partitions: int = 4,
+    deadline_s: float = 170.0,
+    report_root: Path = Path("reports"),
+    view: View | None = None,
+    log: Callable[[str], Any] = print,
+    bootstrap: str | None = None,
+    topic_prefix: str = "spma.",
+    engine: Engine | str = Engine.AUTO,
+) -> DemoResult:
+    """The whole demo (on a fresh broker of the engine unless given one), bounded by a deadline."""
+    if bootstrap is not None:
+        settings = Settings(
+            bootstrap_servers=bootstrap, partitions=partitions, topic_prefix=topic_prefix
+        )
+        return _session(settings, accounts, deadline_s, report_root, view, log)
+    broker = start_broker(engine)
+    try:
+        name = "Apache Kafka" if broker.engine == "kafka" else "embedded Tansu"
+        log(f"{name} {broker.version} on {broker.bootstrap}")
+        settings = Settings(
+            bootstrap_servers=broker.bootstrap,
+            partitions=partitions,
+            topic_prefix=topic_prefix,
+            # Tansu rejects aiokafka's idempotent producer (README: Tansu and Apache Kafka).
+            producer_idempotence=broker.engine == "kafka",
+        )
+        return _session(settings, accounts, deadline_s, report_root, view, log)
+    finally:
+        broker.stop()
+
+
+def _session(
+    settings: Settings,
+    accounts: int,
+    deadline_s: float,
+    report_root: Path,
+    view: View | None,
+    log: Callable[[str], Any],
+) -> DemoResult:
+    """Topics, a worker, the seeded exchange, the scenario, the report."""
+    started = time.monotonic()
+    deadline = started + deadline_s
+    create_topics(settings, timeout_s=30)
+    codec = codec_from_settings(settings)
+    folder = report_root / datetime.now(tz=UTC).strftime("demo-%Y%m%d-%H%M%S")
+    app_id = f"spma-demo-{uuid.uuid4().hex[:8]}"
+    worker = start_worker(settings, app_id, folder / "logs")
+    observer = Observer(settings, codec)
+    loop = SimulatorLoop(settings, codec, group=app_id)  # legs wait for the worker
+    path = _path()
+    try:
+        scenario_s = sum(leg.minutes for leg in path) * 60.0
+        ex = Exchange(
+            datetime.now(tz=UTC).replace(microsecond=0) - timedelta(seconds=scenario_s + 900),
+            liquidity_providers=LIQUIDITY_PROVIDERS,
+        )
+        _seed(ex, accounts)
+        loop.seed(ex.inputs)
+        log(f"seeded {accounts:,} accounts: {len(ex.inputs):,} inputs through Kafka")
+        _wait_for_accounts(observer, worker, _accounts(ex), deadline, folder)
+        observer.mark("open", 0.0, ex.prices)
+        minute, crashing = 0.0, False
+        for leg in path:
+            _check_alive(worker, folder)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the scenario did not finish within {deadline_s:g} s")
+            minute += leg.minutes
+            mark = len(ex.inputs)
+            if leg.phase == "crash" and not crashing:
+                crashing = True
+                _open_reckless(ex, accounts)
+            ex.tick(int(leg.minutes * 60_000))
+            ex.move(leg.factors, leg.depth, leg.vol)
+            loop.publish(ex.inputs[mark:])
+            loop.pump(quiet_s=1.5, timeout_s=max(1.0, deadline - time.monotonic()))
+            observer.poll(0.5)
+            observer.mark(leg.phase, minute, ex.prices)
+            if view is not None:
+                view(observer, leg.phase, minute / (scenario_s / 60.0), ex.prices)
+        while observer.poll(2.0) and time.monotonic() < deadline:
+            pass
+        observer.mark("end", minute, ex.prices)
+    finally:
+        loop.consumer.close()
+        observer.close()
+        stop_worker(worker)
+    result = DemoResult(
+        accounts=len(_accounts(ex)),
+        inputs=len(ex.inputs) + loop.stats["fills"],
+        counts=dict(observer.counts),
+        states=observer.states(),
+        prices=dict(ex.prices),
+        fund_balance=observer.fund_balance,
+        simulator=dict(loop.stats),
+        report=folder,
+        seconds=time.monotonic() - started,
+        timeline=observer.timeline,
+    )
+    write_report(folder, observer, result.summary())
+    return result
+
+
+def _seed(ex: Exchange, accounts: int) -> None:
+    """Listing, market and the accounts."""
+    ex.list_instruments()
+    ex.publish_market()
+    ex.open_accounts(accounts)
+
+
+def _open_reckless(ex: Exchange, accounts: int) -> None:
+    """A few reckless longs opened just before the crash, which makes them bankrupt with their
+    positions open (the fund and ADL at work, not only the book)."""
+    btc = ex.prices["BTC"]
+    for i in range(max(3, accounts // 400)):
+        ex.deposit(f"gap-{i:03d}", "USDC", 0.03 * btc)
+        ex.fill(f"gap-{i:03d}", "BTC-PERPETUAL", 1.0, btc)
+
+
+def _accounts(ex: Exchange) -> set[str]:
+    """Every account the exchange opened."""
+    return {key for topic, key, _ in ex.inputs if topic in ("fills", "collateral")}
+
+
+def _wait_for_accounts(
+    observer: Observer, worker: Any, accounts: set[str], deadline: float, folder: Path
+) -> None:
+    """Until every account has a status (bounded by the deadline)."""
+    while missing := accounts - observer.last.keys():
+        _check_alive(worker, folder)
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"{len(accounts) - len(missing)} of {len(accounts)} accounts had a status in "
+                f"time; none for {', '.join(sorted(missing)[:5])}"
+            )
+        observer.poll(0.5)
+
+
+def _check_alive(worker: Any, folder: Path) -> None:
+    """Fail with the worker's log when it died."""
+    if worker.poll() is not None:
+        log = (folder / "logs" / "worker.log").read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"the worker exited with {worker.returncode}:\n{log}")

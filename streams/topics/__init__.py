@@ -1,0 +1,1 @@
+"""The topic catalogue and the topics' creation on a broker."""
