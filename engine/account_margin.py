@@ -20,29 +20,28 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
+from engine.book_state import UnderlyingBook
 from engine.haircuts import asset_class_of
-from engine.liquidity import BPS, SlippageCurve
 from engine.margin import (
     UNDERLYING_FIELDS,
     CollateralComponents,
     MarginReport,
     UnderlyingComponents,
 )
-from engine.market import DepthCurve
+from engine.market import DepthCurve, MarketSnapshot
 from engine.params import AssetClass, RiskParams
 from engine.requirement import ShortfallCache
 from engine.scenarios import ScenarioGrid
+from engine.slippage import BPS, SlippageCurve
+from engine.states import STATE_CODES, AccountState
 from engine.types import FloatArray, IntArray
 from engine.volatility import floored_vol
-
-if TYPE_CHECKING:
-    from engine.book import MarginBook
-    from engine.book_state import UnderlyingBook
 
 _FIELD = {name: i for i, name in enumerate(UNDERLYING_FIELDS)}
 _DIRECTIONAL = _FIELD["directional"]
@@ -52,6 +51,46 @@ _LIQUIDITY = _FIELD["liquidity_addon"]
 _VALUE = len(UNDERLYING_FIELDS)  # after the components: the position value, then the held flag
 _ZERO = (0.0,) * len(UNDERLYING_FIELDS)
 _TAIL_PAD = np.zeros(1)  # a step after the last ES grid point (read only by a one-point grid)
+_HEALTHY = STATE_CODES[AccountState.HEALTHY]
+_MARGIN_CALL = STATE_CODES[AccountState.MARGIN_CALL]
+_LIQUIDATION = STATE_CODES[AccountState.LIQUIDATION]
+_BANKRUPT = STATE_CODES[AccountState.BANKRUPT]
+
+
+class BookView(Protocol):
+    """The parts of a book the one-account margin reads (``engine.book.MarginBook`` has them),
+    declared here so that this module depends on no book: the book calls it, never the reverse."""
+
+    @property
+    def params(self) -> RiskParams:
+        """The risk parameters in force."""
+
+    @property
+    def market(self) -> MarketSnapshot:
+        """The market snapshot the vectors were valued against."""
+
+    @property
+    def accounts(self) -> Sequence[str]:
+        """Account ids, by row."""
+
+    @property
+    def assets(self) -> Sequence[str]:
+        """Collateral assets, by column."""
+
+    @property
+    def underlyings(self) -> Mapping[str, UnderlyingBook]:
+        """Each underlying's vectors, in the book's order."""
+
+    @property
+    def cost(self) -> FloatArray:
+        """Cost basis per row."""
+
+    @property
+    def collateral(self) -> FloatArray:
+        """Collateral balances [rows, columns] (columns beyond ``assets`` unused)."""
+
+    def asset_prices(self) -> FloatArray:
+        """USD price of every collateral asset, in column order."""
 
 
 @dataclass(frozen=True)
@@ -91,7 +130,7 @@ class _Context:
     version: str
 
 
-def margin_of_row(book: MarginBook, row: int, cache: ShortfallCache) -> MarginReport:
+def margin_of_row(book: BookView, row: int, cache: ShortfallCache) -> MarginReport:
     """IM, MM, equities, state and every component of the account at `row` (a one-row report)."""
     ctx = _context(book, cache)
     params = book.params
@@ -112,13 +151,13 @@ def margin_of_row(book: MarginBook, row: int, cache: ShortfallCache) -> MarginRe
     equity = held_value + sum(c[_VALUE] for c in columns) - float(book.cost[row])
     equity_mm = equity - deduction_mm
     equity_im = equity - deduction_im
-    code = 0
+    code = _HEALTHY
     if equity_im < im:
-        code = 1
+        code = _MARGIN_CALL
     if equity_mm < mm:
-        code = 2
+        code = _LIQUIDATION
     if equity < 0.0:
-        code = 3
+        code = _BANKRUPT
     ratio = equity_mm / mm if mm > 0.0 else math.inf
     figures = [equity, equity_mm, equity_im, im, mm, ratio, directional, scenario, es, var]
     one = np.array([*figures, risk, liquidity])[:, None]
@@ -151,7 +190,7 @@ def margin_of_row(book: MarginBook, row: int, cache: ShortfallCache) -> MarginRe
 # ----- the per-market context ---------------------------------------------------------------
 
 
-def _context(book: MarginBook, cache: ShortfallCache) -> _Context:
+def _context(book: BookView, cache: ShortfallCache) -> _Context:
     """The book's context for its current market, parameters and layout (rebuilt on change)."""
     books = list(book.underlyings.values())
     key = (book.market, book.params, len(book.assets), *books, *(b.grid for b in books))
@@ -168,7 +207,7 @@ def _context(book: MarginBook, cache: ShortfallCache) -> _Context:
 
 
 def _build_context(
-    book: MarginBook, cache: ShortfallCache, books: list[UnderlyingBook], key: tuple[object, ...]
+    book: BookView, cache: ShortfallCache, books: list[UnderlyingBook], key: tuple[object, ...]
 ) -> _Context:
     """Prepare the context (once per market snapshot, parameter set or new underlying/asset)."""
     market, params = book.market, book.params
@@ -328,7 +367,7 @@ def _knots(curve: SlippageCurve) -> tuple[list[float], list[float], list[float]]
 
 
 def _collateral(
-    book: MarginBook, ctx: _Context, row: int, params: RiskParams
+    book: BookView, ctx: _Context, row: int, params: RiskParams
 ) -> tuple[CollateralComponents, float, float, float]:
     """Haircut rates and deductions of the account's balances (one row), with the balances'
     value and the total maintenance and initial deductions."""

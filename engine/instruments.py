@@ -16,6 +16,7 @@ from enum import StrEnum
 
 import numpy as np
 
+from engine.errors import EngineError
 from engine.types import BoolArray, FloatArray, IntArray
 
 EXPIRY_HOUR_UTC = 8
@@ -30,7 +31,7 @@ _ASSET = re.compile(r"^[A-Z0-9]{2,12}$")
 PERPETUAL_TOKENS = ("PERPETUAL", "PERP")
 
 
-class InstrumentError(ValueError):
+class InstrumentError(EngineError, ValueError):
     """An instrument name or reference record that cannot be understood."""
 
 

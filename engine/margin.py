@@ -3,14 +3,14 @@
 A report holds, for the accounts it covers, equity and haircut equities, IM and MM, the state, and
 every component: per underlying (worst loss, directional and two-sided parts, contingencies,
 liquidity add-on, net delta) and per collateral asset (balance, price, haircut rates and
-deductions). ``account(i)`` turns one row into the plain mapping that `spma margin` prints and the
-margin-status record carries.
+deductions). ``account(i)`` turns one row into an ``AccountMargin``: the typed view the
+margin-status record reads, whose ``to_dict()`` is the mapping `spma margin` prints.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -58,6 +58,35 @@ class CollateralComponents:
     deduction_im: FloatArray
 
 
+@dataclass(frozen=True, slots=True)
+class AccountMargin:
+    """One account's margin in plain Python values: figures, state, the components of each
+    underlying it is exposed to and the haircuts of each asset it holds or owes."""
+
+    account: str
+    state: str
+    equity: float
+    equity_mm: float
+    equity_im: float
+    im: float
+    mm: float
+    ratio_mm: float | None  # None when MM = 0 (JSON has no infinity)
+    underlyings: dict[str, dict[str, float]]
+    directional_total: float
+    scenario_requirement: float
+    es99: float
+    var99: float
+    risk_requirement: float
+    liquidity_addon: float
+    haircuts: dict[str, dict[str, float]]
+    params_version: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready mapping (the `spma margin` output), keys in field order, nested
+        mappings copied."""
+        return asdict(self)
+
+
 @dataclass(frozen=True)
 class MarginReport:
     """The margin of several accounts, as arrays over accounts."""
@@ -93,33 +122,33 @@ class MarginReport:
         """Index of an account in this report."""
         return self.accounts.index(account)
 
-    def account(self, i: int) -> dict[str, Any]:
-        """One account's margin as a plain, JSON-ready mapping (the `spma margin` output)."""
+    def account(self, i: int) -> AccountMargin:
+        """One account's margin as plain Python values (``to_dict()``: the `spma margin` output)."""
         comps = self.per_underlying
         by_underlying = {
             u: {name: float(getattr(comps, name)[i, k]) for name in UNDERLYING_FIELDS}
             for k, u in enumerate(self.underlyings)
             if _exposed(comps, i, k)
         }
-        return {
-            "account": self.accounts[i],
-            "state": STATES[int(self.state[i])].value,
-            "equity": float(self.equity[i]),
-            "equity_mm": float(self.equity_mm[i]),
-            "equity_im": float(self.equity_im[i]),
-            "im": float(self.im[i]),
-            "mm": float(self.mm[i]),
-            "ratio_mm": _finite_or_none(float(self.ratio_mm[i])),
-            "underlyings": by_underlying,
-            "directional_total": float(self.directional_total[i]),
-            "scenario_requirement": float(self.scenario_requirement[i]),
-            "es99": float(self.es99[i]),
-            "var99": float(self.var99[i]),
-            "risk_requirement": float(self.risk_requirement[i]),
-            "liquidity_addon": float(self.liquidity_addon[i]),
-            "haircuts": self._haircuts(i),
-            "params_version": self.params_version,
-        }
+        return AccountMargin(
+            account=self.accounts[i],
+            state=STATES[int(self.state[i])].value,
+            equity=float(self.equity[i]),
+            equity_mm=float(self.equity_mm[i]),
+            equity_im=float(self.equity_im[i]),
+            im=float(self.im[i]),
+            mm=float(self.mm[i]),
+            ratio_mm=_finite_or_none(float(self.ratio_mm[i])),
+            underlyings=by_underlying,
+            directional_total=float(self.directional_total[i]),
+            scenario_requirement=float(self.scenario_requirement[i]),
+            es99=float(self.es99[i]),
+            var99=float(self.var99[i]),
+            risk_requirement=float(self.risk_requirement[i]),
+            liquidity_addon=float(self.liquidity_addon[i]),
+            haircuts=self._haircuts(i),
+            params_version=self.params_version,
+        )
 
     def _haircuts(self, i: int) -> dict[str, dict[str, float]]:
         """Per asset held or owed: balance, price, rates and deductions."""

@@ -16,21 +16,20 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from engine.errors import EngineError
 from engine.params import AssetClass
+from engine.slippage import SlippageCurve
 from engine.types import FloatArray
-
-if TYPE_CHECKING:
-    from engine.liquidity import SlippageCurve
 
 DEFAULT_ASSET_CLASS = AssetClass.LONG_TAIL
 """Class of an underlying or asset whose JSON form gives none: the most conservative haircut."""
 
 
-class MarketDataError(ValueError):
+class MarketDataError(EngineError, ValueError):
     """Market data that cannot be used; the message starts with the path of the field at fault."""
 
 
@@ -146,8 +145,6 @@ class DepthCurve:
         key = "_bid_curve" if sell else "_ask_curve"
         cached: SlippageCurve | None = self.__dict__.get(key)
         if cached is None:
-            from engine.liquidity import SlippageCurve
-
             cached = SlippageCurve.of(self.bps, self.side(sell))
             self.__dict__[key] = cached
         return cached

@@ -12,10 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.errors import EngineError
 from engine.instruments import InstrumentError, InstrumentKind, parse_instrument
 
 
-class PortfolioError(ValueError):
+class PortfolioError(EngineError, ValueError):
     """A portfolio that cannot be read; the message names the field."""
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine import black76
+from engine.errors import EngineError
 from engine.instruments import KIND_CODES, InstrumentArrays, InstrumentKind
 from engine.market import UnderlyingMarket
 from engine.params import VolShockParams
@@ -22,7 +23,7 @@ from engine.types import YEAR_SECONDS, FloatArray
 OPTION = KIND_CODES[InstrumentKind.OPTION]
 
 
-class MissingMarketData(ValueError):
+class MissingMarketData(EngineError, ValueError):
     """The market lacks something an instrument needs (a vol surface for options)."""
 
 

@@ -53,6 +53,8 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
+from engine.errors import EngineError
+
 PROOF_VERSION = 1
 HASH_BYTES = 32
 SUM_BYTES = 16
@@ -170,7 +172,7 @@ class ProofFailure(StrEnum):
     TOTAL_MISMATCH = "total_mismatch"
 
 
-class ProofError(ValueError):
+class ProofError(EngineError, ValueError):
     """A proof that fails to parse or verify; ``reason`` says why, the message says where."""
 
     def __init__(self, reason: ProofFailure, message: str) -> None:
@@ -180,7 +182,7 @@ class ProofError(ValueError):
         self.detail = message
 
 
-class UnknownAccountError(LookupError):
+class UnknownAccountError(EngineError, LookupError):
     """The account is not in the tree."""
 
 

@@ -42,10 +42,10 @@ def classify(
     goes to the insurance fund and ADL instead of the book. LIQUIDATION when E_mm < MM;
     MARGIN_CALL when E_im < IM; else HEALTHY. ``has_positions`` is kept for callers that report it.
     """
-    code = np.zeros(equity.shape, dtype=np.int64)
-    code[equity_im < im] = 1
-    code[equity_mm < mm] = 2
-    code[equity < 0.0] = 3
+    code = np.full(equity.shape, STATE_CODES[AccountState.HEALTHY], dtype=np.int64)
+    code[equity_im < im] = STATE_CODES[AccountState.MARGIN_CALL]
+    code[equity_mm < mm] = STATE_CODES[AccountState.LIQUIDATION]
+    code[equity < 0.0] = STATE_CODES[AccountState.BANKRUPT]
     return code
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from engine.book import MarginBook
+from engine.margin import AccountMargin
 from engine.params import RiskParams
 from engine.portfolio import Portfolio
 from tests.engine.random_books import random_market, random_portfolio
@@ -35,18 +36,18 @@ UNDERLYING_FIELDS = (
 )
 
 
-def _assert_matches(ours: dict, ref: dict, scale: float) -> None:
+def _assert_matches(ours: AccountMargin, ref: dict, scale: float) -> None:
     """Every figure equal to 1e-9 relative (absolute 1e-9 x the account's scale near zero)."""
     tol = 1e-9 * scale
     for key in FIELDS:
-        assert ours[key] == pytest.approx(ref[key], rel=1e-9, abs=tol), key
+        assert getattr(ours, key) == pytest.approx(ref[key], rel=1e-9, abs=tol), key
     for u, comps in ref["underlyings"].items():
-        got = ours["underlyings"].get(u, dict.fromkeys(UNDERLYING_FIELDS, 0.0))
+        got = ours.underlyings.get(u, dict.fromkeys(UNDERLYING_FIELDS, 0.0))
         for key in UNDERLYING_FIELDS:
             assert got[key] == pytest.approx(comps[key], rel=1e-9, abs=tol), (u, key)
     for asset, h in ref["haircuts"].items():
-        if asset in ours["haircuts"]:
-            assert ours["haircuts"][asset]["haircut"] == pytest.approx(h, rel=1e-9, abs=1e-12)
+        if asset in ours.haircuts:
+            assert ours.haircuts[asset]["haircut"] == pytest.approx(h, rel=1e-9, abs=1e-12)
 
 
 def _scale(p: Portfolio) -> float:
@@ -140,9 +141,9 @@ def test_closing_every_position_leaves_nothing() -> None:
     book.load_portfolio(p.account, p.position_tuples(), {"USDC": 1000.0})
     book.load_portfolio(p.account, [], {"USDC": 1000.0})
     out = book.margin().account(0)
-    assert out["im"] == pytest.approx(0.0, abs=1e-6)
-    assert out["equity"] == pytest.approx(1000.0)
-    assert out["state"] == "HEALTHY"
+    assert out.im == pytest.approx(0.0, abs=1e-6)
+    assert out.equity == pytest.approx(1000.0)
+    assert out.state == "HEALTHY"
 
 
 def test_closing_in_many_uneven_slices_leaves_exactly_zero() -> None:
@@ -170,9 +171,11 @@ def test_closing_in_many_uneven_slices_leaves_exactly_zero() -> None:
         if revalue:
             book.update_market(market)
         x_out, coin_out = book.margin(["x"]).account(0), book.margin(["coin"]).account(0)
-        assert x_out["mm"] == 0.0 and x_out["im"] == 0.0, x_out["mm"]
+        assert x_out.mm == 0.0 and x_out.im == 0.0, x_out.mm
         for key in ("mm", "im", "scenario_requirement", "es99"):
-            assert coin_out[key] == pytest.approx(coin_alone[key], rel=1e-12, abs=0.0), key
+            assert getattr(coin_out, key) == pytest.approx(
+                getattr(coin_alone, key), rel=1e-12, abs=0.0
+            ), key
 
 
 def test_a_book_with_no_underlyings_margins_cash_only_accounts() -> None:
@@ -181,24 +184,24 @@ def test_a_book_with_no_underlyings_margins_cash_only_accounts() -> None:
     book = MarginBook(RiskParams(), MarketSnapshot(0.0, {}, {}, {}))
     book.set_collateral("cash", "USD", 100.0)
     out = book.margin().account(0)
-    assert out["equity"] == 100.0 and out["im"] == 0.0 and out["state"] == "HEALTHY"
+    assert out.equity == 100.0 and out.im == 0.0 and out.state == "HEALTHY"
 
 
-def _assert_same_report(one: dict, batch: dict) -> None:
+def _assert_same_report(one: AccountMargin, batch: AccountMargin) -> None:
     """Two views of one account equal to rounding (1e-12 relative, 1e-9 USD absolute)."""
     for key in (*FIELDS, "risk_requirement"):
-        assert one[key] == pytest.approx(batch[key], rel=1e-12, abs=1e-9), key
-    assert (one["ratio_mm"] is None) == (batch["ratio_mm"] is None)
-    if batch["ratio_mm"] is not None:
-        assert one["ratio_mm"] == pytest.approx(batch["ratio_mm"], rel=1e-12)
-    assert one["state"] == batch["state"]
-    assert one["underlyings"].keys() == batch["underlyings"].keys()
-    for u, comps in batch["underlyings"].items():
+        assert getattr(one, key) == pytest.approx(getattr(batch, key), rel=1e-12, abs=1e-9), key
+    assert (one.ratio_mm is None) == (batch.ratio_mm is None)
+    if batch.ratio_mm is not None:
+        assert one.ratio_mm == pytest.approx(batch.ratio_mm, rel=1e-12)
+    assert one.state == batch.state
+    assert one.underlyings.keys() == batch.underlyings.keys()
+    for u, comps in batch.underlyings.items():
         for key, value in comps.items():
-            assert one["underlyings"][u][key] == pytest.approx(value, rel=1e-12, abs=1e-9), (u, key)
-    assert one["haircuts"].keys() == batch["haircuts"].keys()
-    for asset, figures in batch["haircuts"].items():
-        assert one["haircuts"][asset] == pytest.approx(figures, rel=1e-12, abs=1e-12), asset
+            assert one.underlyings[u][key] == pytest.approx(value, rel=1e-12, abs=1e-9), (u, key)
+    assert one.haircuts.keys() == batch.haircuts.keys()
+    for asset, figures in batch.haircuts.items():
+        assert one.haircuts[asset] == pytest.approx(figures, rel=1e-12, abs=1e-12), asset
 
 
 @pytest.mark.parametrize("seed", [4, 8])

@@ -42,7 +42,7 @@ def test_a_perpetual_only_account_is_reduced_just_enough() -> None:
     collateral = {"USDC": 9_000_000.0}
     book = _book(positions, collateral)
     before = book.margin().account(0)
-    assert before["equity_mm"] < 1.1 * before["mm"]
+    assert before.equity_mm < 1.1 * before.mm
     plan = LiquidationPlanner(book).plan("a")
     assert plan.target_met and plan.orders
     closed = -sum(o.qty for o in plan.orders)
@@ -59,7 +59,7 @@ def test_a_perpetual_only_account_is_reduced_just_enough() -> None:
 def test_orders_never_cross_the_bankruptcy_price() -> None:
     book = _book([("BTC-PERPETUAL", 300.0, 100_000.0)], {"USDC": 4_000_000.0})
     plan = LiquidationPlanner(book).plan("a")
-    equity = book.margin().account(0)["equity"]
+    equity = book.margin().account(0).equity
     for order in plan.orders:
         assert order.side == "SELL"
         assert order.limit_price < 100_000.0
@@ -72,7 +72,7 @@ def test_a_delta_neutral_pair_is_reduced_together() -> None:
     cheap = RiskParams.model_validate({"liquidation": {"fee": 0.001}})
     book = _book(positions, {"USDC": 400_000.0}, cheap, marks={"BTC-27DEC26": 101_000.0})
     out = book.margin().account(0)
-    assert out["equity_mm"] < 1.1 * out["mm"]
+    assert out.equity_mm < 1.1 * out.mm
     plan = LiquidationPlanner(book).plan("a")
     assert plan.orders
     by_name: dict[str, float] = {}
@@ -88,7 +88,7 @@ def test_a_covered_call_buys_the_call_back_before_selling_the_coin() -> None:
     positions = [("BTC-27DEC26-100000-C", -30.0, 5_000.0)]
     book = _book(positions, {"BTC": 5.0, "USDC": 120_000.0})
     out = book.margin().account(0)
-    assert out["equity_mm"] < 1.1 * out["mm"]
+    assert out.equity_mm < 1.1 * out.mm
     plan = LiquidationPlanner(book).plan("a")
     assert plan.orders and plan.orders[0].instrument == "BTC-27DEC26-100000-C"
     assert plan.orders[0].side == "BUY"
@@ -113,8 +113,8 @@ def test_an_account_with_no_position_converts_its_stablecoin_to_repay_usd() -> N
     which clears the haircut, instead of leaving it in LIQUIDATION with nothing to close."""
     book = _book([], {"USD": -2_999.0, "USDC": 3_000.0})
     out = book.margin().account(0)
-    assert out["mm"] == 0.0 and out["equity"] == pytest.approx(1.0)
-    assert out["equity_mm"] < 0.0 and out["state"] == "LIQUIDATION"
+    assert out.mm == 0.0 and out.equity == pytest.approx(1.0)
+    assert out.equity_mm < 0.0 and out.state == "LIQUIDATION"
     plan = LiquidationPlanner(book).plan("a")
     assert [(o.instrument, o.side) for o in plan.orders] == [("USDC", "SELL")]
     # all of it: with equity of 1 USD, no sale pays the 0.5% fee and meets the target; the

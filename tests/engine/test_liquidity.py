@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.liquidity import SlippageCurve, average_slippage, liquidity_cost
+from engine.liquidity import average_slippage, liquidity_cost
 from engine.market import DepthCurve
+from engine.slippage import SlippageCurve
 
 BPS = np.array([10.0, 100.0])
 CUM = np.array([1e6, 3e6])

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from engine.book import MarginBook
 from engine.haircuts import haircut_rates
 from engine.liquidity import average_slippage
+from engine.margin import AccountMargin
 from engine.market import DepthCurve
 from engine.params import AssetClass, RiskParams
 from engine.portfolio import Portfolio, Position
@@ -19,7 +20,7 @@ PARAMS = RiskParams()
 seeds = st.integers(0, 2**32 - 1)
 
 
-def _margin(p: Portfolio, seed: int) -> dict:
+def _margin(p: Portfolio, seed: int) -> AccountMargin:
     """One account's margin in the random market of a seed."""
     book = MarginBook(PARAMS, random_market(np.random.default_rng(seed)))
     book.load_portfolio(p.account, p.position_tuples(), p.collateral)
@@ -41,7 +42,7 @@ def test_scaling_positions_scales_scenario_risk(seed: int, k: float) -> None:
     p = random_portfolio(np.random.default_rng(seed), "a", 5)
     base, scaled = _margin(p, seed), _margin(_scaled(p, k), seed)
     for key in ("scenario_requirement", "directional_total", "es99", "var99"):
-        assert np.isclose(scaled[key], k * base[key], rtol=1e-9, atol=1e-6), key
+        assert np.isclose(getattr(scaled, key), k * getattr(base, key), rtol=1e-9, atol=1e-6), key
 
 
 @settings(max_examples=25, deadline=None)
@@ -49,7 +50,7 @@ def test_scaling_positions_scales_scenario_risk(seed: int, k: float) -> None:
 def test_more_risk_never_lowers_margin(seed: int, k: float) -> None:
     p = random_portfolio(np.random.default_rng(seed), "a", 5)
     p = Portfolio(p.account, {"USDC": 1e6}, p.positions)
-    assert _margin(_scaled(p, k), seed)["im"] >= _margin(p, seed)["im"] - 1e-6
+    assert _margin(_scaled(p, k), seed).im >= _margin(p, seed).im - 1e-6
 
 
 @settings(max_examples=25, deadline=None)
@@ -59,8 +60,8 @@ def test_an_offsetting_hedge_never_raises_the_requirement(seed: int, f: float) -
     p = Portfolio(p.account, {"USDC": 1e6}, p.positions)
     hedged = _scaled(p, 1.0 - f)
     before, after = _margin(p, seed), _margin(hedged, seed)
-    assert after["im"] <= before["im"] + 1e-6
-    assert after["mm"] <= before["mm"] + 1e-6
+    assert after.im <= before.im + 1e-6
+    assert after.mm <= before.mm + 1e-6
 
 
 @settings(max_examples=25, deadline=None)
@@ -69,7 +70,7 @@ def test_a_coin_held_against_a_short_perpetual_is_a_hedge(seed: int, coins: floa
     short = Portfolio("a", {"USDC": 1e6}, (Position("BTC-PERPETUAL", -coins, 100_000.0),))
     covered = Portfolio("a", {"USDC": 1e6, "BTC": coins}, short.positions)
     a, b = _margin(short, seed), _margin(covered, seed)
-    assert b["scenario_requirement"] < a["scenario_requirement"]
+    assert b.scenario_requirement < a.scenario_requirement
 
 
 @settings(max_examples=50, deadline=None)
