@@ -15,8 +15,9 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from streams import records as r
+from streams.accounts.outputs import InputRef
 from streams.accounts.portfolio import PortfolioRecord, PositionRecord
-from streams.accounts.processor import AccountProcessor, InputRef
+from streams.accounts.processor import AccountProcessor
 from streams.market.state import MarketState
 from streams.tools.exchange import SPOTS, Exchange
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -20,8 +20,23 @@ from pydantic_settings import (
 
 from schemas import SCHEMAS_DIR
 
+if TYPE_CHECKING:  # Faust is imported only when a worker asks for its credentials
+    from faust.auth import SASLCredentials, SSLCredentials
+
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "GSSAPI", "OAUTHBEARER"]
+KafkaConfig = dict[str, str | int | float | bool]
+"""A librdkafka configuration, as confluent-kafka's clients take it."""
+
+
+MIN_SECRET_BYTES = 16
+"""The shortest proof-of-liabilities secret accepted (128 bits)."""
+
+
+def hex_secret(text: str) -> bytes:
+    """The bytes of a hex secret, whitespace ignored (one pasted over several lines); a
+    ValueError when the text is not hex."""
+    return bytes.fromhex("".join(text.split()))
 
 
 def _config_file() -> Path:
@@ -165,12 +180,23 @@ class Settings(BaseSettings):
         if value is None:
             return None
         try:
-            raw = bytes.fromhex("".join(value.get_secret_value().split()))
+            raw = hex_secret(value.get_secret_value())
         except ValueError:
             raise ValueError("want hex") from None
-        if len(raw) < 16:
-            raise ValueError("want at least 16 bytes")
+        if len(raw) < MIN_SECRET_BYTES:
+            raise ValueError(f"want at least {MIN_SECRET_BYTES} bytes")
         return value
+
+    def pol_secret_bytes(self) -> bytes | None:
+        """The proof-of-liabilities secret as bytes; None when unset (no roots are published)."""
+        if self.pol_secret is None:
+            return None
+        try:
+            return hex_secret(self.pol_secret.get_secret_value())
+        except ValueError:  # only a copy made without validation can get here
+            raise ValueError(
+                "SPMA_POL_SECRET: the proof-of-liabilities secret must be hex"
+            ) from None
 
     @field_validator("bootstrap_servers")
     @classmethod
@@ -206,9 +232,9 @@ class Settings(BaseSettings):
         """The full topic name of a logical topic ('fills' -> 'spma.fills')."""
         return f"{self.topic_prefix}{name}"
 
-    def kafka_client_config(self) -> dict[str, Any]:
+    def kafka_client_config(self) -> KafkaConfig:
         """confluent-kafka (librdkafka) configuration: servers and security."""
-        conf: dict[str, Any] = {
+        conf: KafkaConfig = {
             "bootstrap.servers": self.bootstrap_servers,
             "security.protocol": self.security_protocol,
         }
@@ -230,7 +256,7 @@ class Settings(BaseSettings):
         """Faust broker URL(s) for the aiokafka driver."""
         return ";".join(f"kafka://{h}" for h in self.bootstrap_servers.split(","))
 
-    def faust_credentials(self) -> Any:
+    def faust_credentials(self) -> SASLCredentials | SSLCredentials | None:
         """Faust credentials object for the configured security, or None for PLAINTEXT."""
         import ssl
 

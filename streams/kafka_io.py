@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 
-from infra.settings import Settings
+from infra.settings import KafkaConfig, Settings
 from streams.codec import AvroCodec
 from streams.records import Record
 
@@ -29,11 +29,35 @@ class Received:
     value: bytes | None
 
 
+def received(message: Message) -> Received:
+    """A consumed, error-free message as a Received (librdkafka sets the position of each)."""
+    topic, partition, offset = message.topic(), message.partition(), message.offset()
+    if topic is None or partition is None or offset is None:
+        raise KafkaException(f"a consumed message has no position: {message.error()}")
+    return Received(topic, partition, offset, message.key(), message.value())
+
+
 def make_producer(settings: Settings, **extra: str | int) -> Producer:
     """A producer for the configured broker (idempotent where the broker supports it)."""
-    conf: dict[str, str | int] = {**settings.kafka_client_config(), "linger.ms": 5, "log_level": 3}
+    conf: KafkaConfig = {**settings.kafka_client_config(), "linger.ms": 5, "log_level": 3}
     conf.update(extra)
     return Producer(conf)
+
+
+def make_consumer(
+    settings: Settings, group: str, extra: Mapping[str, str | int | bool] | None = None
+) -> Consumer:
+    """A consumer of the configured broker in a group, from the earliest offset and committing
+    nothing unless ``extra`` (more librdkafka settings) says otherwise."""
+    conf: KafkaConfig = {
+        **settings.kafka_client_config(),
+        "group.id": group,
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+        "log_level": 3,
+    }
+    conf.update(extra or {})
+    return Consumer(conf)
 
 
 def produce(
@@ -71,38 +95,29 @@ def drain(
     group: str | None = None,
 ) -> list[Received]:
     """Every record of some logical topics from the start, until quiet (or `expect` seen)."""
-    consumer = Consumer(
-        {
-            **settings.kafka_client_config(),
-            "group.id": group or f"spma-drain-{uuid.uuid4().hex[:8]}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "session.timeout.ms": 6000,
-            "heartbeat.interval.ms": 1000,
-            "log_level": 3,
-        }
+    consumer = make_consumer(
+        settings,
+        group or f"spma-drain-{uuid.uuid4().hex[:8]}",
+        {"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000},
     )
     consumer.subscribe([settings.topic(t) for t in topics])
-    received: list[Received] = []
+    got: list[Received] = []
     deadline = time.monotonic() + timeout_s
     last_new = time.monotonic()
     try:
         while time.monotonic() < deadline:
-            if expect is not None and len(received) >= expect:
+            if expect is not None and len(got) >= expect:
                 break
             msgs = consumer.consume(500, timeout=0.5)
             fresh = [m for m in msgs if m.error() is None]
             if fresh:
                 last_new = time.monotonic()
-                received += [
-                    Received(m.topic(), m.partition(), m.offset(), m.key(), m.value())
-                    for m in fresh
-                ]
-            elif received and time.monotonic() - last_new > quiet_s and expect is None:
+                got += [received(m) for m in fresh]
+            elif got and time.monotonic() - last_new > quiet_s and expect is None:
                 break
     finally:
         consumer.close()
-    return received
+    return got
 
 
 def group_lag(
@@ -113,8 +128,6 @@ def group_lag(
     Reads the group's committed offsets without joining it, and each partition's high watermark.
     On Tansu the watermark can lag the real end briefly, so callers pair this with a quiet period.
     """
-    from confluent_kafka import TopicPartition
-
     consumer = Consumer({**settings.kafka_client_config(), "group.id": group, "log_level": 3})
     try:
         names = [settings.topic(t) for t in topics]
@@ -140,15 +153,7 @@ def read_range(
     excluded, where a record at ``end`` or beyond is known to exist: reading stops on it, so
     offsets the broker does not hold (deleted, transaction markers) are simply absent. By
     assignment, no consumer group join; KafkaException if the end is not reached in time."""
-    consumer = Consumer(
-        {
-            **settings.kafka_client_config(),
-            "group.id": f"spma-range-{uuid.uuid4().hex[:8]}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "log_level": 3,
-        }
-    )
+    consumer = make_consumer(settings, f"spma-range-{uuid.uuid4().hex[:8]}")
     consumer.assign([TopicPartition(topic, partition, start)])
     found: list[Received] = []
     deadline = time.monotonic() + timeout_s

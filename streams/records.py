@@ -147,10 +147,18 @@ def utc_now() -> datetime:
     return to_utc_millis(datetime.now(tz=UTC))
 
 
-def _increasing(values: list[float], name: str) -> None:
-    """Strictly increasing, or a ValueError naming the field."""
-    if any(b <= a for a, b in pairwise(values)):
+def _increasing(values: list[float], name: str, *, strict: bool = True) -> None:
+    """Strictly increasing (``strict``) or non-decreasing, or a ValueError naming the field."""
+    if strict and any(b <= a for a, b in pairwise(values)):
         raise ValueError(f"{name}: must be strictly increasing")
+    if not strict and any(b < a for a, b in pairwise(values)):
+        raise ValueError(f"{name}: must be non-decreasing")
+
+
+def _check_non_zero(value: float, name: str) -> None:
+    """A ValueError naming the field when the value is zero."""
+    if value == 0.0:
+        raise ValueError(f"{name}: must be non-zero")
 
 
 # ----- inputs -------------------------------------------------------------------------------
@@ -195,8 +203,7 @@ class CollateralTransfer(Record):
     @model_validator(mode="after")
     def _non_zero(self) -> CollateralTransfer:
         """A zero transfer is a producer bug, not a no-op."""
-        if self.amount == 0.0:
-            raise ValueError("amount: must be non-zero")
+        _check_non_zero(self.amount, "amount")
         return self
 
 
@@ -224,12 +231,10 @@ class BookDepth(Record):
     def _shape(self) -> BookDepth:
         """One cumulative, non-decreasing notional per level on each side."""
         _increasing(self.bps, "bps")
-        for name in ("bid", "ask"):
-            side = getattr(self, name)
+        for name, side in (("bid", self.bid), ("ask", self.ask)):
             if len(side) != len(self.bps):
                 raise ValueError(f"{name}: want one cumulative notional per bps level")
-            if any(b < a for a, b in pairwise(side)):
-                raise ValueError(f"{name}: must be non-decreasing")
+            _increasing(side, name, strict=False)
         return self
 
 
@@ -510,6 +515,5 @@ class AdlCandidate(Record):
     @model_validator(mode="after")
     def _non_zero(self) -> AdlCandidate:
         """A flat position is nothing to deleverage."""
-        if self.qty == 0.0:
-            raise ValueError("qty: must be non-zero")
+        _check_non_zero(self.qty, "qty")
         return self

@@ -15,7 +15,8 @@ from infra.broker import BrokerError, EmbeddedBroker, find_tansu, free_port, wai
 from infra.broker_engine import Engine, resolve
 from infra.kafka_broker import POM, java_major, kafka_version, missing_tools, random_cluster_id
 from infra.settings import Settings
-from streams.topics.admin import TOPICS, create_topics, describe_topics
+from streams.topics.admin import create_topics, describe_topics
+from streams.topics.catalog import TOPICS
 
 SPMA = [sys.executable, "-m", "streams.cli.main"]
 

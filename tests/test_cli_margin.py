@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,7 +41,7 @@ def test_margin_prints_the_engine_result_as_json() -> None:
         json.loads((EXAMPLES / "portfolio.json").read_text()),
         json.loads((EXAMPLES / "market.json").read_text()),
     )
-    assert result == expected
+    assert result == expected.to_dict()
     for key in (
         "account",
         "state",
@@ -110,7 +111,9 @@ def test_margin_table_and_preset() -> None:
         ),
     ],
 )
-def test_bad_files_exit_2_naming_the_field(tmp_path: Path, portfolio, market, message) -> None:
+def test_bad_files_exit_2_naming_the_field(
+    tmp_path: Path, portfolio: dict[str, Any] | None, market: dict[str, Any] | None, message: str
+) -> None:
     p = tmp_path / "p.json"
     m = tmp_path / "m.json"
     p.write_text(json.dumps(portfolio) if portfolio else (EXAMPLES / "portfolio.json").read_text())

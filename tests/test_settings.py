@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from faust.auth import SASLCredentials
 from pydantic import ValidationError
 
 from infra.settings import Settings
@@ -61,6 +62,7 @@ def test_sasl_ssl_reaches_confluent_kafka_and_faust(tmp_path: Path) -> None:
     assert conf["sasl.username"] == "spma" and conf["sasl.password"] == "s3cret"
     assert "s3cret" not in repr(settings)
     credentials = settings.faust_credentials()
+    assert isinstance(credentials, SASLCredentials)
     assert credentials.username == "spma"
     assert credentials.mechanism.value == "SCRAM-SHA-512"
     assert credentials.ssl_context is not None

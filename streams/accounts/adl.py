@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+import numpy as np
+
 from engine.book import MarginBook
 from engine.instruments import Instrument, InstrumentKind
 from streams.accounts.portfolio import PortfolioRecord
@@ -99,3 +101,20 @@ def rank_candidates(
 def _top(group: Iterable[Candidate], n: int) -> list[Candidate]:
     """The n best of a group by score (ties by account, for determinism)."""
     return sorted(group, key=lambda c: (-c.score, c.account))[:n]
+
+
+def partition_candidates(
+    records: Mapping[str, PortfolioRecord], book: MarginBook, per_side: int
+) -> list[Candidate]:
+    """The ranked candidates among accounts the book values: their equity and collateral value
+    from the book in one vectorised pass each, then ``rank_candidates``."""
+    index = np.array([book.account_index[a] for a in records], dtype=np.int64)
+    equity = book.margin(list(records)).equity
+    collateral = book.collateral_value(index)
+    return rank_candidates(
+        records,
+        book,
+        dict(zip(records, equity.tolist(), strict=True)),
+        dict(zip(records, collateral.tolist(), strict=True)),
+        per_side,
+    )

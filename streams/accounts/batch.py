@@ -22,7 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from streams.accounts.outbox import Encoded
-from streams.accounts.processor import AccountProcessor, Applied, InputRef
+from streams.accounts.outputs import Applied, InputRef
+from streams.accounts.processor import AccountProcessor
 
 
 @dataclass

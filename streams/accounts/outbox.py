@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 from streams.records import MarketUpdate, Record
 
 if TYPE_CHECKING:
-    from streams.accounts.processor import AccountProcessor, InputRef, Output
+    from streams.accounts.outputs import InputRef, Output
+    from streams.accounts.processor import AccountProcessor
     from streams.codec import AvroCodec
 
 Entry = list[Any]

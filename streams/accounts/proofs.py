@@ -26,11 +26,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import orjson
 
+from engine.book import MarginBook
 from engine.solvency import (
     InclusionProof,
     LeafInput,
@@ -38,16 +39,28 @@ from engine.solvency import (
     extend_proof,
     usd_to_liability_cents,
 )
+from infra.settings import Settings
+from streams.accounts.outputs import Output
+from streams.accounts.portfolio import PortfolioRecord
 from streams.accounts.subaccounts import rows_of
+from streams.market.state import MarketState
 from streams.records import MarketUpdate, SolvencyProof
-
-if TYPE_CHECKING:
-    from infra.settings import Settings
-    from streams.accounts.processor import AccountProcessor, Output
+from streams.topics.catalog import Topic
 
 PROOF_KEY = "\x00proof/{partition}/{epoch}"
 PROOF_EPOCHS_KEY = "\x00proof-epochs/{partition}"
 DEFAULT_EPOCHS_KEPT = 168
+
+
+class Partition(Protocol):
+    """What a proof needs of an account partition (its processor)."""
+
+    partition: int
+    records: dict[str, PortfolioRecord]
+    book: MarginBook
+    unpriced: set[str]
+    market: MarketState
+    prover: ProofPublisher | None
 
 
 def epoch_of(ts: float, epoch_s: float) -> int:
@@ -55,7 +68,7 @@ def epoch_of(ts: float, epoch_s: float) -> int:
     return int(ts // epoch_s)
 
 
-def partition_liabilities(proc: AccountProcessor) -> dict[str, int]:
+def partition_liabilities(proc: Partition) -> dict[str, int]:
     """Liabilities in cents of the partition's margined accounts that the book values."""
     family = rows_of(proc.records.values())
     accounts = [a for a in family if a in proc.book and a not in proc.unpriced]
@@ -74,7 +87,7 @@ class ProofPublisher:
     kept: int = DEFAULT_EPOCHS_KEPT
     last: dict[str, Any] | None = None
 
-    def on_market(self, proc: AccountProcessor, update: MarketUpdate) -> list[Output]:
+    def on_market(self, proc: Partition, update: MarketUpdate) -> list[Output]:
         """Before a market update is applied: the previous epoch's root when it is closed."""
         params = proc.market.params.proofs
         if not params.enabled or proc.market.as_of <= 0.0:
@@ -84,10 +97,8 @@ class ProofPublisher:
             return []
         return self.publish(proc, closing, update.ts)
 
-    def publish(self, proc: AccountProcessor, epoch: int, ts: datetime) -> list[Output]:
+    def publish(self, proc: Partition, epoch: int, ts: datetime) -> list[Output]:
         """Build the partition's tree for an epoch and the record that publishes its root."""
-        from streams.accounts.processor import Output
-
         liabilities = partition_liabilities(proc)
         tree = MerkleSumTree.build(
             [LeafInput(a, c) for a, c in liabilities.items()], self.secret, epoch
@@ -101,7 +112,7 @@ class ProofPublisher:
             partition=proc.partition,
             ts=ts,
         )
-        return [Output("solvency-proofs", str(epoch), record)]
+        return [Output(Topic.SOLVENCY_PROOFS, str(epoch), record)]
 
     def take(self) -> dict[str, Any] | None:
         """The leaves of the epoch just published (once), for the table."""
@@ -111,13 +122,13 @@ class ProofPublisher:
 
 def publisher(settings: Settings) -> ProofPublisher | None:
     """A partition's publisher when the operator configured a secret (SPMA_POL_SECRET, hex)."""
-    if settings.pol_secret is None:
+    secret = settings.pol_secret_bytes()
+    if secret is None:
         return None
-    secret = bytes.fromhex("".join(settings.pol_secret.get_secret_value().split()))
     return ProofPublisher(secret, kept=settings.proof_epochs_kept)
 
 
-def save_leaves(table: Any, proc: AccountProcessor) -> None:
+def save_leaves(table: Any, proc: Partition) -> None:
     """Write the leaves of an epoch just published to the (changelogged) table, under a key of
     its own, and delete the leaves of epochs beyond the partition's retention."""
     leaves = proc.prover.take() if proc.prover else None

@@ -37,6 +37,7 @@ from engine.book import MarginBook
 from engine.instruments import Instrument
 from engine.margin import MarginReport
 from streams.accounts.portfolio import PortfolioRecord, detach
+from streams.errors import StreamError
 from streams.records import MarginStatus
 
 SEPARATOR = "/"
@@ -46,7 +47,7 @@ takes its earlier inputs out of the family (far longer than a fill and a deposit
 can be apart across the two topics, far shorter than a trading position's life)."""
 
 
-class SubAccountError(ValueError):
+class SubAccountError(StreamError, ValueError):
     """An input that would change a sub-account's margin mode illegally."""
 
 
@@ -168,7 +169,11 @@ def standalone_requirements(
         return result
     where = {a: i for i, a in enumerate(known.accounts)} if known is not None else {}
     missing = [row for _, _, row in wanted if row not in where]
-    ims = {row: float(known.im[where[row]]) for _, _, row in wanted if row in where}  # type: ignore[union-attr]
+    ims = (
+        {row: float(known.im[where[row]]) for _, _, row in wanted if row in where}
+        if known is not None
+        else {}
+    )
     if missing:
         extra = book.margin(missing)
         ims.update({a: float(extra.im[i]) for i, a in enumerate(missing)})

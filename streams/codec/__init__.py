@@ -1,7 +1,6 @@
 """Avro in the Confluent wire format over a schema registry (the schemas folder or a server)."""
 
 from streams.codec.avro import AvroCodec, codec_from_settings
-from streams.codec.catalog import CATALOG, Catalog, RecordType, TopicRecord
 from streams.codec.errors import CODEC_REASONS, CodecError
 from streams.codec.registry import (
     ConfluentRegistry,
@@ -12,17 +11,13 @@ from streams.codec.registry import (
 )
 
 __all__ = [
-    "CATALOG",
     "CODEC_REASONS",
     "AvroCodec",
-    "Catalog",
     "CodecError",
     "ConfluentRegistry",
     "FolderRegistry",
-    "RecordType",
     "SchemaRegistry",
     "SchemaVersion",
-    "TopicRecord",
     "codec_from_settings",
     "fingerprint_id",
 ]

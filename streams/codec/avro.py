@@ -18,11 +18,11 @@ from fastavro import schemaless_reader, schemaless_writer
 from fastavro.read import SchemaResolutionError
 from pydantic import ValidationError
 
-from streams.codec.catalog import CATALOG, Catalog, TopicRecord
 from streams.codec.errors import CodecError
 from streams.codec.registry import ConfluentRegistry, FolderRegistry, SchemaRegistry, full_name
 from streams.codec.wire import HEADER_SIZE, header, read_header
 from streams.records import DlqReason, Record
+from streams.topics.catalog import CATALOG, TopicSpec
 
 if TYPE_CHECKING:
     from infra.settings import Settings
@@ -75,7 +75,7 @@ class _Topic:
     """A topic's prepared codec state."""
 
     name: str
-    entry: TopicRecord
+    entry: TopicSpec
     main: _Reader
     readers: dict[str, _Reader]  # by the record's unqualified name
     writers: dict[type[Record], tuple[bytes, Any]] = field(default_factory=dict)
@@ -87,7 +87,7 @@ class AvroCodec:
     def __init__(
         self,
         registry: SchemaRegistry,
-        catalog: Catalog = CATALOG,
+        catalog: Mapping[str, TopicSpec] = CATALOG,
         versions: Mapping[str, int] | None = None,
     ) -> None:
         """A codec over a registry and a topic catalog; ``versions`` pins writer/reader versions."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from streams.errors import InputRejected
 from streams.records import DlqReason
 
 CODEC_REASONS: frozenset[DlqReason] = frozenset(
@@ -19,7 +20,7 @@ CODEC_REASONS: frozenset[DlqReason] = frozenset(
 """The reasons a codec failure can carry (each is also a dlq reason symbol)."""
 
 
-class CodecError(Exception):
+class CodecError(InputRejected):
     """A record that cannot be encoded or decoded: ``reason`` (a DlqReason) and ``detail``."""
 
     def __init__(self, reason: DlqReason | str, detail: str) -> None:
@@ -28,8 +29,6 @@ class CodecError(Exception):
         if code not in CODEC_REASONS:
             raise ValueError(f"{code.value} is not a codec reason")
         super().__init__(code, detail)
-        self.reason: DlqReason = code
-        self.detail: str = detail
 
     def __str__(self) -> str:
         """The reason code, then the detail: ``TRUNCATED: 3 bytes, the 5-byte header ...``."""

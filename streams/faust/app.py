@@ -1,27 +1,29 @@
 """The Faust application of one worker: its agents, timers, rebalance hooks and web views.
 
-The market agent validates market inputs (partitioned by underlying, so each source of an
-underlying meets its peers) and broadcasts every accepted update to every partition of the
-market-broadcast topic. The account agent reads fills, collateral and the broadcast, which are
-co-partitioned by account. The fund agent reads the claims topic (one partition, one owner).
+The market agent reads market inputs (partitioned by underlying); the account agent reads fills,
+collateral and the market broadcast, which are co-partitioned by account, a batch at a time; the
+fund agent reads the claims topic (one partition, one owner). Each runs its input through the
+worker's guard (streams/faust/guard.py), which sends rejected inputs to the dlq.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import faust
 
 from infra.settings import Settings
 from streams.codec import codec_from_settings
+from streams.faust.private import check_versions
 from streams.faust.web import advertised_url, install_views
-from streams.faust.worker import ACCOUNT_INPUTS, FUND_INPUTS, MARKET_INPUTS, Worker
+from streams.faust.worker import Worker
+from streams.topics.catalog import ACCOUNT_INPUTS, FUND_INPUTS, MARKET_INPUTS
 
 
-def create_app(settings: Settings) -> tuple[faust.App, Worker]:
-    """The Faust app for the settings, with its agents, timer, rebalance hooks and web views."""
-
-    app = faust.App(
+def new_app(settings: Settings) -> faust.App:
+    """Faust's app for the settings (no agents yet)."""
+    return faust.App(
         settings.app_id,
         broker=settings.faust_broker_url(),
         broker_credentials=settings.faust_credentials(),
@@ -43,68 +45,60 @@ def create_app(settings: Settings) -> tuple[faust.App, Worker]:
         key_serializer="json",
         value_serializer="raw",
     )
+
+
+def inputs(app: faust.App, settings: Settings, names: Iterable[str]) -> Any:
+    """One Faust topic over several input topics, raw bytes (the codec decodes)."""
+    return app.topic(
+        *(settings.topic(t) for t in names),
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+
+
+def create_app(settings: Settings) -> tuple[faust.App, Worker]:
+    """The Faust app for the settings, with its agents, timers, rebalance hooks and web views."""
+    check_versions()
+    app = new_app(settings)
     worker = Worker(settings, app, codec_from_settings(settings))
     install_views(app, worker)
-    market_topic = app.topic(
-        *(settings.topic(t) for t in MARKET_INPUTS),
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
-    account_topic = app.topic(
-        *(settings.topic(t) for t in ACCOUNT_INPUTS),
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
 
-    @app.agent(market_topic, name="spma.market")
+    @app.agent(inputs(app, settings, MARKET_INPUTS), name="spma.market")
     async def market_agent(stream: Any) -> None:
         async for event in stream.events():
-            await worker.guarded(worker.on_market_input, event)
+            await worker.guard.run(worker.markets.on_input, event)
 
-    @app.agent(account_topic, name="spma.accounts")
+    @app.agent(inputs(app, settings, ACCOUNT_INPUTS), name="spma.accounts")
     async def account_agent(stream: Any) -> None:
         within = settings.account_batch_within_ms / 1000.0
         async for events in stream.take_events(settings.account_batch_max, within):
-            await worker.on_account_batch(events)
+            await worker.accounts.on_batch(events)
 
-    fund_topic = app.topic(
-        *(settings.topic(t) for t in FUND_INPUTS),
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
-
-    @app.agent(fund_topic, name="spma.fund")
+    @app.agent(inputs(app, settings, FUND_INPUTS), name="spma.fund")
     async def fund_agent(stream: Any) -> None:
         async for event in stream.events():
-            await worker.guarded(worker.on_fund_input, event)
+            await worker.guard.run(worker.fund.on_input, event)
 
     # Repeats follow event time (the newest input seen by the partition), so a replay or a
     # test clock gives the same calls; with live prices event time tracks the wall clock.
-    @app.timer(interval=1.0)
+    # faust's app.timer is an untyped decorator
+    @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
     async def repeat_calls() -> None:
-        for proc in list(worker.processors.values()):
-            await worker.send(proc.on_timer(proc.market.as_of))
+        await worker.repeat_calls()
 
-    @app.timer(interval=1.0)
+    @app.timer(interval=1.0)  # type: ignore[untyped-decorator]  # as above
     async def expire_fund() -> None:
-        await worker.expire_fund(settings.fund_takeover_quiet_s)
+        await worker.fund.expire(settings.fund_takeover_quiet_s)
 
-    @app.on_partitions_revoked.connect
+    # mode's SignalHandlerT does not admit a coroutine function's type (it calls and awaits it)
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: Any, **_: Any) -> None:
         worker.forget({tp.partition for tp in revoked})
-        worker.fund = None
-        worker.params_restored = False
 
-    @app.on_partitions_assigned.connect
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # as above
     async def on_assigned(sender: Any, assigned: Any, **_: Any) -> None:
         worker.forget({tp.partition for tp in assigned})
-        worker.fund = None
-        worker.params_restored = False
 
     return app, worker

@@ -33,6 +33,7 @@ from prometheus_client.exposition import choose_encoder
 from engine.states import STATES
 from streams.accounts.processor import AccountProcessor
 from streams.accounts.subaccounts import rows_of
+from streams.topics.catalog import Topic
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000)
@@ -110,7 +111,7 @@ class WorkerMetrics:
     def rejected(self, reason: str) -> None:
         """One record sent to the dlq."""
         self.dlq.labels(reason).inc()
-        self.outputs.labels("dlq").inc()
+        self.outputs.labels(Topic.DLQ).inc()
 
     def sent(self, topic: str, count: int = 1) -> None:
         """Records sent to a topic."""

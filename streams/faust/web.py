@@ -75,7 +75,7 @@ def owned_partitions(worker: Worker, table: Any = None) -> set[int]:
 def fund_balance(worker: Worker) -> tuple[str, float] | None:
     """The insurance fund's currency and balance when this worker owns the fund: its live state,
     else (after a rebalance, before the fund's next event) its table entry."""
-    owner = worker.fund
+    owner = worker.fund.owner
     if owner is None:
         if 0 not in owned_partitions(worker, worker.fund_table):
             return None
@@ -91,7 +91,7 @@ def _processor(worker: Worker, record: PortfolioRecord) -> AccountProcessor:
     """The live processor of the record's partition, or, when the partition has none yet (after a
     rebalance, until its next event), a one-account processor from the table's state. The latter is
     never kept: only the agent builds and keeps a partition's processor."""
-    live = worker.processors.get(record.partition)
+    live = worker.partitions.processors.get(record.partition)
     if live is not None and record.account in live.records:
         return live
     state = load_market(worker.table, record.partition)
@@ -184,7 +184,7 @@ def install_views(app: faust.App, worker: Worker) -> None:
     @app.page("/metrics", name="spma-metrics")
     async def metrics(view: View, request: Request) -> Response:
         """Prometheus exposition of this worker's registry."""
-        worker.metrics.set_accounts(count_states(list(worker.processors.values())))
+        worker.metrics.set_accounts(count_states(list(worker.partitions.processors.values())))
         fund = fund_balance(worker)
         if fund is not None:
             worker.metrics.set_fund_balance(*fund)

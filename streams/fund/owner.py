@@ -24,7 +24,7 @@ from typing import Any
 
 from engine.insurance import InsuranceFund, plan_adl, to_cents
 from streams.accounts.adl import Candidate
-from streams.accounts.processor import Output
+from streams.accounts.outputs import Output
 from streams.accounts.subaccounts import master_of, split_row
 from streams.records import (
     AdlCandidate,
@@ -38,6 +38,7 @@ from streams.records import (
     Side,
     TransferKind,
 )
+from streams.topics.catalog import Topic
 
 FUND_KEY = "fund/{currency}"
 
@@ -141,7 +142,7 @@ class FundOwner:
             account=event.account,
             ts=ts,
         )
-        return Output("insurance-fund", self.currency, record)
+        return Output(Topic.INSURANCE_FUND, self.currency, record)
 
     def _payout(self, claim: InsuranceClaim, cents: int) -> Output:
         """The payout, back to the account as an INSURANCE_PAYOUT collateral transfer."""
@@ -155,7 +156,7 @@ class FundOwner:
             kind=TransferKind.INSURANCE_PAYOUT,
             ts=claim.ts,
         )
-        return Output("collateral", master, transfer)
+        return Output(Topic.COLLATERAL, master, transfer)
 
     def _deleverage(self, claim: InsuranceClaim, shortfall_cents: int) -> list[Output]:
         """Close the claim's positions against ranked counterparties; the shortfall split."""
@@ -202,7 +203,7 @@ class FundOwner:
         item.sequence += len(reductions)
         outputs = [
             Output(
-                "adl",
+                Topic.ADL,
                 master_of(r.account),
                 AdlOrder(
                     adl_id=_id("adl", claim.claim_id, position.instrument, item.sequence - n),
@@ -244,7 +245,7 @@ class FundOwner:
             sequence=item.sequence,
             ts=claim.ts,
         )
-        return Output("liquidations", master_of(claim.account), order)
+        return Output(Topic.LIQUIDATIONS, master_of(claim.account), order)
 
     def _opposite(self, position: ClaimPosition) -> list[Candidate]:
         """Candidates on the other side of a position in its instrument, from every partition."""

@@ -8,9 +8,10 @@ oracle-priced name is an underlying.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
@@ -20,6 +21,7 @@ from engine.market import AssetMarket, DepthCurve, MarketSnapshot, UnderlyingMar
 from engine.oracle import MarkOracle, SourceQuote
 from engine.params import AssetClass, RiskParams
 from engine.volatility import EwmaVolatility
+from streams.errors import StreamError
 from streams.records import (
     BookDepth,
     InstrumentRecord,
@@ -50,7 +52,7 @@ def instrument_of(record: InstrumentRecord) -> Instrument:
     )
 
 
-class StaleParams(ValueError):
+class StaleParams(StreamError, ValueError):
     """A parameter set whose version is not newer than one of the same name already applied:
     versions only move forward (the dlq's STALE_PARAMS)."""
 
@@ -90,7 +92,7 @@ class MarketState:
     def _update(self, kind: MarketUpdateKind, ts: datetime, uid: str, **kw: object) -> MarketUpdate:
         """A numbered market update."""
         self.seq += 1
-        return MarketUpdate(update_id=uid, kind=kind, seq=self.seq, ts=ts, **kw)  # type: ignore[arg-type]
+        return MarketUpdate(update_id=uid, kind=kind, seq=self.seq, ts=ts, **kw)
 
     def on_price(self, price: OraclePrice, uid: str) -> MarketUpdate | None:
         """An oracle quote: a MARK update when the mark moved enough or enough time passed."""
@@ -306,21 +308,21 @@ def market_to_dict(state: MarketState, fields: Iterable[str] | None = None) -> d
     return {name: MARKET_FIELDS[name](state) for name in names}
 
 
-def market_from_dict(data: dict[str, object]) -> MarketState:
-    """Inverse of market_to_dict."""
+def market_from_dict(data: Mapping[str, Any]) -> MarketState:
+    """Inverse of market_to_dict (its JSON read back from the table: values as JSON gives them)."""
     from engine.instruments import InstrumentKind, OptionType
 
     params = RiskParams.from_json(str(data["params"]))
     state = MarketState(params)
-    state.marks = dict(data["marks"])  # type: ignore[call-overload]
-    state.stale = set(data["stale"])  # type: ignore[call-overload]
-    for u, (price, ts, var) in dict(data["ewma"]).items():  # type: ignore[call-overload]
+    state.marks = dict(data["marks"])
+    state.stale = set(data["stale"])
+    for u, (price, ts, var) in dict(data["ewma"]).items():
         state.ewma[u] = EwmaVolatility(params.shortfall.ewma_lambda, price, ts, var)
-    for u, (bps, bid, ask) in dict(data["depth"]).items():  # type: ignore[call-overload]
+    for u, (bps, bid, ask) in dict(data["depth"]).items():
         state.depth[u] = DepthCurve(np.array(bps), np.array(bid), np.array(ask))
-    for u, (exp, k, vols) in dict(data["vols"]).items():  # type: ignore[call-overload]
+    for u, (exp, k, vols) in dict(data["vols"]).items():
         state.vols[u] = VolSurface(np.array(exp), np.array(k), np.array(vols))
-    for name, kind, und, expiry, strike, opt, size, inverse in data["instruments"]:  # type: ignore[attr-defined]
+    for name, kind, und, expiry, strike, opt, size, inverse in data["instruments"]:
         state.instruments.add(
             Instrument(
                 name,
@@ -333,10 +335,10 @@ def market_from_dict(data: dict[str, object]) -> MarketState:
                 inverse,
             )
         )
-    state.as_of = float(data["as_of"])  # type: ignore[arg-type]
-    state.seq = int(data["seq"])  # type: ignore[call-overload]
-    state.psr = PsrTracker.from_dict(data.get("psr"))  # type: ignore[arg-type]
+    state.as_of = float(data["as_of"])
+    state.seq = int(data["seq"])
+    state.psr = PsrTracker.from_dict(data.get("psr"))
     # a table from before versions were kept: the set in force is the newest of its name
     versions = data.get("param_versions", {params.name: params.version})
-    state.param_versions = {str(k): int(v) for k, v in dict(versions).items()}  # type: ignore[call-overload]
+    state.param_versions = {str(k): int(v) for k, v in dict(versions).items()}
     return state

@@ -14,6 +14,7 @@ import numpy as np
 
 from engine.instruments import format_expiry
 from streams import records as r
+from streams.topics.catalog import Topic
 
 SPOTS = {"BTC": 100_000.0, "ETH": 4_000.0, "SOL": 200.0}
 SOURCES = (("deribit", 2.0), ("binance", 2.0), ("chainlink", 1.0))
@@ -73,7 +74,7 @@ class Exchange:
             ts = self.tick()
             for name, inverse in ((f"{und}-PERPETUAL", False), (f"{und}-PERPETUAL-INV", True)):
                 self.add(
-                    "instruments",
+                    Topic.INSTRUMENTS,
                     name,
                     r.InstrumentRecord(
                         name=name, kind="PERPETUAL", underlying=und, inverse=inverse, ts=ts
@@ -82,7 +83,7 @@ class Exchange:
             for expiry in self.expiries():
                 name = f"{und}-{format_expiry(expiry.timestamp())}"
                 self.add(
-                    "instruments",
+                    Topic.INSTRUMENTS,
                     name,
                     r.InstrumentRecord(
                         name=name, kind="FUTURE", underlying=und, expiry=expiry, ts=ts
@@ -90,7 +91,7 @@ class Exchange:
                 )
             for name, expiry, strike, cp in self.option_names(und):
                 self.add(
-                    "instruments",
+                    Topic.INSTRUMENTS,
                     name,
                     r.InstrumentRecord(
                         name=name,
@@ -110,7 +111,7 @@ class Exchange:
             for source, weight in SOURCES:
                 noise = 1.0 + float(self.rng.normal(0.0, 0.0002))
                 self.add(
-                    "oracle-prices",
+                    Topic.ORACLE_PRICES,
                     und,
                     r.OraclePrice(
                         source=source, underlying=und, price=price * noise, weight=weight, ts=ts
@@ -120,7 +121,7 @@ class Exchange:
             total = DEPTH_USD[und] * self.depth_factor
             cum = [total * f for f in (0.05, 0.15, 0.4, 1.0, 2.0, 4.0, 6.0)]
             self.add(
-                "book-depth",
+                Topic.BOOK_DEPTH,
                 und,
                 r.BookDepth(underlying=und, mid=price, bps=BPS, bid=cum, ask=cum, ts=ts),
             )
@@ -129,7 +130,7 @@ class Exchange:
                 [base * (1 + 0.3 * k * k) for k in (-0.4, -0.2, 0.0, 0.2, 0.4)] for _ in range(3)
             ]
             self.add(
-                "vol-surfaces",
+                Topic.VOL_SURFACES,
                 und,
                 r.VolSurfaceRecord(
                     underlying=und,
@@ -163,7 +164,7 @@ class Exchange:
         """One fill record (makers pay no fee)."""
         ts = self.tick()
         self.add(
-            "fills",
+            Topic.FILLS,
             account,
             r.Fill(
                 fill_id=f"fill-{len(self.inputs)}",
@@ -181,7 +182,7 @@ class Exchange:
     def deposit(self, account: str, asset: str, amount: float) -> None:
         """A deposit."""
         self.add(
-            "collateral",
+            Topic.COLLATERAL,
             account,
             r.CollateralTransfer(
                 transfer_id=f"dep-{len(self.inputs)}",

@@ -27,9 +27,10 @@ from streams import records as r
 from streams.codec import AvroCodec, codec_from_settings
 from streams.kafka_io import flush, make_producer, produce
 from streams.tools.exchange import BPS, DEPTH_USD, SOURCES, Exchange
+from streams.topics.catalog import Topic
 
 Input = tuple[str, str, r.Record]
-KINDS = ("fills", "oracle-prices", "book-depth")
+KINDS = (Topic.FILLS, Topic.ORACLE_PRICES, Topic.BOOK_DEPTH)
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ class LoadGenerator:
         ts = datetime.now(tz=UTC)
         deposits: list[Input] = [
             (
-                "collateral",
+                Topic.COLLATERAL,
                 a,
                 r.CollateralTransfer(
                     transfer_id=f"lg-{self.run_id}-dep-{a}",
@@ -124,19 +125,19 @@ class LoadGenerator:
         """One load event of a kind (a topic of KINDS), stamped now."""
         self.serial += 1
         ts = datetime.now(tz=UTC)
-        if kind == "fills":
+        if kind == Topic.FILLS:
             return self._fill(ts)
         und = str(self.rng.choice(list(self.exchange.prices)))
         self.exchange.prices[und] *= float(np.exp(self.rng.normal(0.0, 0.0005)))
         price = self.exchange.prices[und]
-        if kind == "oracle-prices":
+        if kind == Topic.ORACLE_PRICES:
             source, weight = SOURCES[int(self.rng.integers(len(SOURCES)))]
             quote = r.OraclePrice(source=source, underlying=und, price=price, weight=weight, ts=ts)
-            return ("oracle-prices", und, quote)
+            return (Topic.ORACLE_PRICES, und, quote)
         total = DEPTH_USD[und] * float(self.rng.uniform(0.5, 1.5))
         cum = [total * f for f in (0.05, 0.15, 0.4, 1.0, 2.0, 4.0, 6.0)]
         depth = r.BookDepth(underlying=und, mid=price, bps=BPS, bid=cum, ask=cum, ts=ts)
-        return ("book-depth", und, depth)
+        return (Topic.BOOK_DEPTH, und, depth)
 
     def _fill(self, ts: datetime) -> Input:
         """A taker or maker fill of a random account near the instrument's current price."""
@@ -161,7 +162,7 @@ class LoadGenerator:
             liquidity="TAKER" if self.rng.random() < 0.7 else "MAKER",
             ts=ts,
         )
-        return ("fills", account, fill)
+        return (Topic.FILLS, account, fill)
 
 
 def run_load(

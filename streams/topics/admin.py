@@ -1,4 +1,4 @@
-"""The topic catalogue (streams.md) and its idempotent creation with partitions and policies.
+"""The topics' idempotent creation on a broker, with the catalogue's partitions and policies.
 
 Account-keyed topics (fills, collateral, outputs keyed by account, the market broadcast) share the
 configured partition count so that they are co-partitioned. Single-owner topics (insurance claims
@@ -8,76 +8,13 @@ and fund events, risk parameters) have one partition so that one worker sees the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewPartitions, NewTopic  # admin does not re-export them
 
 from infra.settings import Settings
-
-
-class Cleanup(StrEnum):
-    """Kafka cleanup policy."""
-
-    DELETE = "delete"
-    COMPACT = "compact"
-
-
-@dataclass(frozen=True)
-class TopicSpec:
-    """One topic: its logical name, whether it follows the account partitioning, its policy."""
-
-    name: str
-    doc: str
-    cleanup: Cleanup = Cleanup.DELETE
-    single_partition: bool = False
-    internal: bool = False
-
-    def partitions(self, settings: Settings) -> int:
-        """Partition count under the given settings."""
-        return 1 if self.single_partition else settings.partitions
-
-
-TOPICS: tuple[TopicSpec, ...] = (
-    # Inputs.
-    TopicSpec("fills", "fills from the matching engine, keyed by master account"),
-    TopicSpec("collateral", "collateral transfers, keyed by master account"),
-    TopicSpec("oracle-prices", "oracle source prices, keyed by underlying"),
-    TopicSpec("book-depth", "order-book depth curves, keyed by underlying", Cleanup.COMPACT),
-    TopicSpec("vol-surfaces", "implied volatility surfaces, keyed by underlying", Cleanup.COMPACT),
-    TopicSpec("instruments", "instrument reference data, keyed by instrument", Cleanup.COMPACT),
-    TopicSpec(
-        "risk-params", "versioned risk-parameter sets, keyed by set name", Cleanup.COMPACT, True
-    ),
-    # Outputs.
-    TopicSpec("margin-status", "latest margin status per account", Cleanup.COMPACT),
-    TopicSpec("margin-calls", "margin calls, keyed by account"),
-    TopicSpec("liquidations", "partial-liquidation orders, keyed by account"),
-    TopicSpec("insurance-fund", "insurance-fund events, keyed by currency", single_partition=True),
-    TopicSpec("adl", "auto-deleveraging orders, keyed by account"),
-    TopicSpec("solvency-proofs", "Merkle-sum roots of liabilities, keyed by epoch"),
-    TopicSpec("dlq", "rejected input records with the reason, keyed by the original key"),
-    # Internal.
-    TopicSpec(
-        "market-broadcast",
-        "accepted market updates, copied to every account partition",
-        internal=True,
-    ),
-    TopicSpec(
-        "insurance-claims",
-        "bankruptcy claims and ADL candidates for the fund's single owner",
-        single_partition=True,
-        internal=True,
-    ),
-)
-
-
-def topic_spec(name: str) -> TopicSpec:
-    """The spec of a logical topic name."""
-    for spec in TOPICS:
-        if spec.name == name:
-            return spec
-    raise KeyError(f"unknown topic {name!r}")
+from streams.topics.catalog import TOPICS, TopicSpec
 
 
 @dataclass(frozen=True)
@@ -93,7 +30,7 @@ def _new_topic(spec: TopicSpec, settings: Settings) -> NewTopic:
     """The admin request for one topic."""
     return NewTopic(
         settings.topic(spec.name),
-        num_partitions=spec.partitions(settings),
+        num_partitions=spec.partitions(settings.partitions),
         replication_factor=settings.replication_factor,
         config=_topic_config(spec, settings),
     )
@@ -148,7 +85,7 @@ def describe_topics(
             outcome = "created"
         elif meta is None:
             outcome = "missing"
-        elif have == spec.partitions(settings):
+        elif have == spec.partitions(settings.partitions):
             outcome = "exists"
         else:
             outcome = f"exists-with-{have}-partitions"

@@ -24,8 +24,9 @@ import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from streams import records as r
+from streams.accounts.outputs import InputRef
 from streams.accounts.portfolio import PortfolioRecord
-from streams.accounts.processor import AccountProcessor, InputRef
+from streams.accounts.processor import AccountProcessor
 from streams.kafka_io import Received, flush
 from streams.market.state import MarketState
 from tests.streams.worker_harness import Collector, Harness

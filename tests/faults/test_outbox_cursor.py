@@ -11,8 +11,9 @@ from infra.settings import Settings
 from streams import records as r
 from streams.accounts.cursor import Cursor
 from streams.accounts.outbox import Deliveries, Outbox, entry, outputs_of
+from streams.accounts.outputs import InputRef, Output
 from streams.accounts.portfolio import PortfolioRecord
-from streams.accounts.processor import AccountProcessor, InputRef, Output
+from streams.accounts.processor import AccountProcessor
 from streams.codec import codec_from_settings
 from streams.market.state import MarketState
 from tests.streams.samples import perpetual_market

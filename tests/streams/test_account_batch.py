@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 
 from streams.accounts.batch import AccountBatch
 from streams.accounts.outbox import Encoded
+from streams.accounts.outputs import Applied, InputRef
 from streams.accounts.portfolio import PortfolioRecord
-from streams.accounts.processor import AccountProcessor, Applied, InputRef
+from streams.accounts.processor import AccountProcessor
 from streams.market.state import MarketState
 
 T0 = datetime(2026, 11, 24, 8, tzinfo=UTC)

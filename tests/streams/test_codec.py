@@ -22,7 +22,6 @@ from hypothesis import strategies as st
 from infra.settings import Settings
 from schemas import SCHEMAS_DIR
 from streams.codec import (
-    CATALOG,
     AvroCodec,
     CodecError,
     ConfluentRegistry,
@@ -30,7 +29,8 @@ from streams.codec import (
     codec_from_settings,
 )
 from streams.codec.wire import header, pack, read_header, unpack
-from streams.records import AccountState, DlqReason, Fill, Liquidity, Record, Side
+from streams.records import AccountState, DlqReason, Fill, Liquidity, MarginCall, Record, Side
+from streams.topics.catalog import CATALOG
 from tests.streams.samples import ALL_SAMPLES, SAMPLES, TS
 
 REGISTRY = FolderRegistry(SCHEMAS_DIR)
@@ -95,7 +95,8 @@ def test_margin_call_v1_data_reads_as_margin_call_state() -> None:
     """A v1 margin call (no state field) reads with the Avro default MARGIN_CALL."""
     v1 = AvroCodec(REGISTRY, versions={"margin_call": 1})
     call = CODEC.decode("margin-calls", v1.encode("margin-calls", SAMPLES["margin-calls"]))
-    assert call.state is AccountState.MARGIN_CALL  # type: ignore[attr-defined]
+    assert isinstance(call, MarginCall)
+    assert call.state is AccountState.MARGIN_CALL
 
 
 def _fill_bytes(**changes: Any) -> bytes:

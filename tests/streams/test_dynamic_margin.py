@@ -14,7 +14,8 @@ import pytest
 
 from engine.params import RiskParams
 from streams import records as r
-from streams.accounts.processor import AccountProcessor, InputRef
+from streams.accounts.outputs import InputRef
+from streams.accounts.processor import AccountProcessor
 from streams.market.state import MarketState, market_from_dict, market_to_dict
 
 T0 = datetime(2026, 11, 24, 8, tzinfo=UTC)

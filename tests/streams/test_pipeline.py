@@ -91,11 +91,13 @@ def test_scripted_session_matches_the_offline_engine(
         for account, status in last_statuses(out).items():
             expected = margin_from_mappings(portfolios[account], offline_market, market.params)
             for key in FIELDS:
-                assert getattr(status, key) == pytest.approx(expected[key], rel=1e-6, abs=1e-6), (
+                assert getattr(status, key) == pytest.approx(
+                    getattr(expected, key), rel=1e-6, abs=1e-6
+                ), (
                     account,
                     key,
                 )
-            assert status.state.value == expected["state"]
+            assert status.state.value == expected.state
         ids = [s.status_id for s in out.decoded("margin-status")]  # type: ignore[attr-defined]
         if workers == 1:  # one worker, no rebalance: every status once
             assert len(ids) == len(set(ids))

@@ -6,10 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from streams.accounts import processor
 from streams import records as r
+from streams.accounts import processor
+from streams.accounts.outputs import InputRef, Output
 from streams.accounts.portfolio import PortfolioRecord
-from streams.accounts.processor import AccountProcessor, InputRef, Output
+from streams.accounts.processor import AccountProcessor
 from streams.market.state import MarketState
 
 T0 = datetime(2026, 11, 24, 8, tzinfo=UTC)

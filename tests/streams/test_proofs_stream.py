@@ -14,7 +14,8 @@ import pytest
 
 from engine.solvency import ProofError, usd_to_liability_cents, verify_proof
 from streams import records as r
-from streams.accounts.processor import AccountProcessor, InputRef
+from streams.accounts.outputs import InputRef
+from streams.accounts.processor import AccountProcessor
 from streams.accounts.proofs import (
     PROOF_EPOCHS_KEY,
     PROOF_KEY,

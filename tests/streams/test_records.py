@@ -137,7 +137,7 @@ def test_models_are_frozen_and_convert_to_avro_mappings() -> None:
     fill = SAMPLES["fills"]
     assert isinstance(fill, r.Fill)
     with pytest.raises(ValidationError):
-        fill.qty = 2.0  # type: ignore[misc]
+        fill.qty = 2.0  # type: ignore[misc]  # the point: a frozen model refuses assignment
     data = fill.to_avro()
     assert data["side"] == "SELL" and data["ts"] == TS and data["order_id"] == "o-9"
     assert fill.signed_qty == -1.5
@@ -176,7 +176,7 @@ def test_records_import_without_kafka() -> None:
     """The models and codec errors import with no Kafka client or Faust."""
     code = (
         "import sys; sys.modules['confluent_kafka'] = None; sys.modules['faust'] = None; "
-        "import streams.records, streams.codec.errors, streams.codec.catalog; print('ok')"
+        "import streams.records, streams.codec.errors, streams.topics.catalog; print('ok')"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60

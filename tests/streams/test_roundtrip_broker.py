@@ -11,9 +11,10 @@ from confluent_kafka import Consumer, Producer
 
 from infra.settings import Settings
 from schemas import SCHEMAS_DIR
-from streams.codec import CATALOG, AvroCodec, FolderRegistry
+from streams.codec import AvroCodec, FolderRegistry
 from streams.records import Record
 from streams.topics.admin import create_topics
+from streams.topics.catalog import CATALOG
 from tests.streams.samples import ALL_SAMPLES
 
 pytestmark = pytest.mark.broker

@@ -17,9 +17,8 @@ from fastavro.schema import to_parsing_canonical_form
 from schemas import SCHEMAS_DIR
 from streams import records as r
 from streams.codec import registry as registry_module
-from streams.codec.catalog import CATALOG
 from streams.codec.registry import FolderRegistry, fingerprint_id, load_folder
-from streams.topics.admin import TOPICS
+from streams.topics.catalog import CATALOG, TOPICS
 
 ALL = load_folder(SCHEMAS_DIR)
 NAMES = [f"{record}.v{v}" for record, vs in ALL.items() for v in sorted(vs)]

@@ -16,9 +16,11 @@ from hypothesis import strategies as st
 
 from engine.instruments import format_expiry
 from streams import records as r
+from streams.accounts.outputs import InputRef, Output
 from streams.accounts.portfolio import PortfolioRecord
-from streams.accounts.processor import AccountProcessor, InputRef, InputRejected, Output
+from streams.accounts.processor import AccountProcessor
 from streams.accounts.subaccounts import ISOLATION_GRACE_S
+from streams.errors import InputRejected
 from streams.market.state import MarketState
 
 T0 = datetime(2026, 11, 24, 8, tzinfo=UTC)

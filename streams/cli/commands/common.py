@@ -1,14 +1,25 @@
-"""What the sub-commands share: settings loading and clean failure (a message and exit 2)."""
+"""What the sub-commands share: settings loading, file reading and clean failure (a message and
+exit 2)."""
 
 from __future__ import annotations
 
 import sys
-from typing import NoReturn
+from pathlib import Path
+from typing import Any, NoReturn, TypedDict, Unpack, cast
 
+import orjson
 import typer
 from pydantic import ValidationError
 
 from infra.settings import Settings
+
+
+class SettingsOverrides(TypedDict, total=False):
+    """The settings a sub-command's options override; None (an option not given) is ignored."""
+
+    bootstrap_servers: str | None
+    web_port: int | None
+    partitions: int | None
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -17,14 +28,38 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
-def load_settings(**overrides: object) -> Settings:
+def first_error(exc: ValidationError) -> tuple[str, str]:
+    """The dotted field and the message of a validation error's first complaint."""
+    first = exc.errors()[0]
+    return ".".join(str(p) for p in first["loc"]), first["msg"]
+
+
+def load_settings(**overrides: Unpack[SettingsOverrides]) -> Settings:
     """Settings from the environment and config file, with CLI overrides; errors exit 2."""
+    given = cast(SettingsOverrides, {k: v for k, v in overrides.items() if v is not None})
     try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+        return Settings(**given)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
-        fail(f"invalid setting {field}: {first['msg']}")
+        field, message = first_error(exc)
+        fail(f"invalid setting {field}: {message}")
+
+
+def read_file(path: Path, what: str) -> bytes:
+    """A file's bytes, or exit 2 with a message naming it (``what`` says which file it is)."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        fail(f"{what} file {path}: {exc.strerror or exc}")
+
+
+def read_json(path: Path, what: str) -> Any:
+    """A JSON file parsed (any JSON value: the caller checks its shape), or exit 2 with a
+    message naming the file."""
+    raw = read_file(path, what)
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        fail(f"{what} file {path}: not valid JSON ({exc})")
 
 
 def is_tty() -> bool:

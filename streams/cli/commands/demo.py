@@ -11,6 +11,7 @@ from rich.table import Table
 from infra.broker import BrokerError
 from infra.broker_engine import Engine
 from streams.cli.commands.common import fail
+from streams.topics.catalog import Topic
 
 
 def register(app: typer.Typer) -> None:
@@ -48,13 +49,13 @@ def register(app: typer.Typer) -> None:
         c = result.counts
         for label, value in (
             ("inputs (incl. fills from the simulator)", result.inputs),
-            ("margin-status records", c.get("margin-status", 0)),
-            ("margin calls", c.get("margin-calls", 0)),
-            ("liquidation orders", c.get("liquidations", 0)),
+            ("margin-status records", c.get(Topic.MARGIN_STATUS, 0)),
+            ("margin calls", c.get(Topic.MARGIN_CALLS, 0)),
+            ("liquidation orders", c.get(Topic.LIQUIDATIONS, 0)),
             ("liquidation fills", result.simulator.get("fills", 0)),
-            ("ADL orders", c.get("adl", 0)),
-            ("insurance-fund events", c.get("insurance-fund", 0)),
-            ("inputs rejected (dlq)", c.get("dlq", 0)),
+            ("ADL orders", c.get(Topic.ADL, 0)),
+            ("insurance-fund events", c.get(Topic.INSURANCE_FUND, 0)),
+            ("inputs rejected (dlq)", c.get(Topic.DLQ, 0)),
         ):
             table.add_row(label, f"{value:,}")
         table.add_row("insurance fund balance (USD)", f"{result.fund_balance:,.2f}")

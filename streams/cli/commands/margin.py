@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
 import orjson
 import typer
@@ -16,11 +15,12 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from engine.margin import AccountMargin
 from engine.market import MarketDataError
 from engine.offline import OfflineError, margin_from_mappings
 from engine.params import RiskParams
 from engine.portfolio import PortfolioError
-from streams.cli.commands.common import fail
+from streams.cli.commands.common import fail, first_error, read_json
 
 
 class OutputFormat(StrEnum):
@@ -30,16 +30,6 @@ class OutputFormat(StrEnum):
     TABLE = "table"
 
 
-def read_json(path: Path, what: str) -> Any:
-    """Parse a JSON file or fail with a message naming it."""
-    try:
-        return orjson.loads(path.read_bytes())
-    except OSError as exc:
-        fail(f"{what} file {path}: {exc.strerror or exc}")
-    except orjson.JSONDecodeError as exc:
-        fail(f"{what} file {path}: not valid JSON ({exc})")
-
-
 def load_params(path: Path | None, preset: str | None) -> RiskParams:
     """The parameter set from a file, a preset, or the defaults."""
     try:
@@ -47,9 +37,8 @@ def load_params(path: Path | None, preset: str | None) -> RiskParams:
             return RiskParams.load(path)
         return RiskParams.preset(preset) if preset else RiskParams()
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "params"
-        fail(f"params: {where}: {first['msg']}")
+        field, message = first_error(exc)
+        fail(f"params: {field or 'params'}: {message}")
     except (OSError, ValueError) as exc:
         fail(f"params: {exc}")
 
@@ -72,36 +61,46 @@ def _money(x: float | None) -> str:
     return "inf" if x is None else f"{x:,.2f}"
 
 
-def render_table(result: dict[str, Any], console: Console) -> None:
+SUMMARY_FIELDS = (
+    "equity",
+    "equity_mm",
+    "equity_im",
+    "im",
+    "mm",
+    "ratio_mm",
+    "scenario_requirement",
+    "directional_total",
+    "es99",
+    "var99",
+    "risk_requirement",
+    "liquidity_addon",
+)
+"""The AccountMargin figures of the summary table, in order."""
+
+
+def render_table(result: AccountMargin, console: Console) -> None:
     """The margin of one account as tables: summary, by underlying, by collateral asset."""
-    summary = Table(title=f"account {result['account']}: {result['state']}", show_header=False)
-    for key in (
-        "equity",
-        "equity_mm",
-        "equity_im",
-        "im",
-        "mm",
-        "ratio_mm",
-        "scenario_requirement",
-        "directional_total",
-        "es99",
-        "var99",
-        "risk_requirement",
-        "liquidity_addon",
-    ):
-        value = result[key]
+    summary = Table(title=f"account {result.account}: {result.state}", show_header=False)
+    for key in SUMMARY_FIELDS:
+        value: float | None = getattr(result, key)
         summary.add_row(key, f"{value:.4f}" if key == "ratio_mm" and value else _money(value))
-    summary.add_row("params", result["params_version"])
+    summary.add_row("params", result.params_version)
     console.print(summary)
-    names = list(result["underlyings"])
+    names = list(result.underlyings)
     comps = Table("component", *names, title="by underlying")
     for key, label in COMPONENT_LABELS:
-        comps.add_row(label, *(_money(result["underlyings"][u][key]) for u in names))
+        comps.add_row(label, *(_money(result.underlyings[u][key]) for u in names))
     console.print(comps)
     hair = Table(
-        "asset", "balance", "price", "haircut MM", "haircut IM", "deduction MM", title="collateral"
+        "asset",
+        "balance",
+        "price",
+        "haircut MM",
+        "haircut IM",
+        "deduction MM",
+        title="collateral",
     )
-    for asset, h in result["haircuts"].items():
+    for asset, h in result.haircuts.items():
         hair.add_row(
             asset,
             f"{h['balance']:,.6g}",
@@ -139,4 +138,4 @@ def register(app: typer.Typer) -> None:
         if output is OutputFormat.TABLE:
             render_table(result, Console())
         else:
-            typer.echo(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+            typer.echo(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2).decode())

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
-import orjson
 import typer
 
 from engine.solvency import (
@@ -28,25 +26,15 @@ from engine.solvency import (
     format_cents,
     prove_from_liabilities,
 )
-from streams.cli.commands.common import fail
-
-MIN_SECRET_BYTES = 16
-
-
-def read_json_file(path: Path, what: str) -> Any:
-    """Parse a JSON file or fail (exit 2) with a message naming it."""
-    try:
-        return orjson.loads(path.read_bytes())
-    except OSError as exc:
-        fail(f"{what} file {path}: {exc.strerror or exc}")
-    except orjson.JSONDecodeError as exc:
-        fail(f"{what} file {path}: not valid JSON ({exc})")
+from infra.settings import MIN_SECRET_BYTES, hex_secret
+from streams.cli.commands.common import fail, read_file, read_json
+from streams.topics.catalog import Topic
 
 
 def parse_secret(text: str, what: str) -> bytes:
     """An epoch secret from hex text (whitespace ignored), at least 16 bytes."""
     try:
-        secret = bytes.fromhex("".join(text.split()))
+        secret = hex_secret(text)
     except ValueError:
         fail(f"{what}: the epoch secret must be hex")
     if len(secret) < MIN_SECRET_BYTES:
@@ -59,14 +47,11 @@ def load_secret(secret_file: Path | None, secret_hex: str | None) -> bytes:
     if secret_file is not None and secret_hex is not None:
         fail("give either --secret-file or --secret, not both")
     if secret_file is not None:
-        try:
-            raw = secret_file.read_bytes()
-        except OSError as exc:
-            fail(f"secret file {secret_file}: {exc.strerror or exc}")
+        raw = read_file(secret_file, "secret")
         try:
             text = raw.decode("ascii")
-            bytes.fromhex("".join(text.split()))
-        except (UnicodeDecodeError, ValueError):
+            hex_secret(text)
+        except ValueError:  # UnicodeDecodeError included: raw bytes, not hex text
             if len(raw) < MIN_SECRET_BYTES:
                 fail(f"secret file {secret_file}: at least {MIN_SECRET_BYTES} bytes needed")
             return raw
@@ -76,7 +61,7 @@ def load_secret(secret_file: Path | None, secret_hex: str | None) -> bytes:
     fail("no epoch secret: give --secret-file FILE or --secret HEX (or set SPMA_POL_SECRET)")
 
 
-def parse_liabilities(data: Any, source: str) -> Mapping[str, float]:
+def parse_liabilities(data: object, source: str) -> Mapping[str, float]:
     """Check the {"account": equity_usd, ...} shape of a liabilities file."""
     if not isinstance(data, dict):
         fail(f"liabilities file {source}: expected an object of account -> equity in USD")
@@ -119,7 +104,7 @@ def register(app: typer.Typer) -> None:
             return
         if liabilities is None or epoch is None:
             fail("give --liabilities FILE and --epoch N, or --from-stream")
-        book = parse_liabilities(read_json_file(liabilities, "liabilities"), str(liabilities))
+        book = parse_liabilities(read_json(liabilities, "liabilities"), str(liabilities))
         try:
             proof, root_hex, total = prove_from_liabilities(book, account, epoch, key)
         except UnknownAccountError:
@@ -166,13 +151,13 @@ def prove_from_stream(
     codec = codec_from_settings(settings)
     raw = settings.model_copy(update={"topic_prefix": ""})
     changelog = f"{settings.app_id}-portfolios-changelog"
-    topic = settings.topic("solvency-proofs")
+    topic = settings.topic(Topic.SOLVENCY_PROOFS)
     got = drain(raw, [topic, changelog], timeout_s=60.0, quiet_s=3.0)
     roots = [
         r
         for m in got
         if m.topic == topic
-        for r in [codec.decode("solvency-proofs", m.value)]
+        for r in [codec.decode(Topic.SOLVENCY_PROOFS, m.value)]
         if isinstance(r, SolvencyProof)
     ]
     leaves = leaves_from_changelog([(m.key, m.value) for m in got if m.topic == changelog])
@@ -194,7 +179,7 @@ def prove_from_stream(
             ts=max((r.ts for r in partition_roots), default=datetime.now(tz=UTC)),
         )
         producer = make_producer(settings)
-        produce(producer, codec, settings, "solvency-proofs", str(proof.epoch), combined)
+        produce(producer, codec, settings, Topic.SOLVENCY_PROOFS, str(proof.epoch), combined)
         flush(producer)
     typer.echo(
         f"root {top.root_hash.hex()} total {top.total_cents} cents "

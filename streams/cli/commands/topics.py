@@ -7,7 +7,8 @@ from rich.console import Console
 from rich.table import Table
 
 from streams.cli.commands.common import fail, load_settings
-from streams.topics.admin import TOPICS, TopicResult, create_topics, describe_topics
+from streams.topics.admin import TopicResult, create_topics, describe_topics
+from streams.topics.catalog import TOPICS
 
 
 def _show(results: list[TopicResult]) -> None:

@@ -11,11 +11,10 @@ import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
 
-import orjson
 import typer
 
 from engine.solvency import InclusionProof, ProofError, format_cents, verify_proof
-from streams.cli.commands.common import fail
+from streams.cli.commands.common import fail, read_json
 
 ROOT_RE = re.compile(r"^[0-9a-fA-F]{64}$")
 
@@ -56,14 +55,7 @@ def register(app: typer.Typer) -> None:
         if not ROOT_RE.match(root):
             fail(f"root {root!r}: expected 64 hex digits")
         total_cents = parse_total(total) if total is not None else None
-        try:
-            raw = proof_file.read_bytes()
-        except OSError as exc:
-            fail(f"proof file {proof_file}: {exc.strerror or exc}")
-        try:
-            data = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            fail(f"proof file {proof_file}: not valid JSON ({exc})")
+        data = read_json(proof_file, "proof")
         try:
             proof = InclusionProof.from_dict(data)
             verify_proof(proof, root.lower(), total_cents)

@@ -11,14 +11,21 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
-
-from confluent_kafka import Consumer
 
 from infra.settings import Settings
 from streams.codec import AvroCodec, CodecError
+from streams.kafka_io import make_consumer, received
+from streams.records import InsuranceFundEvent, MarginStatus
+from streams.topics.catalog import Topic
 
-WATCHED = ("margin-status", "margin-calls", "liquidations", "insurance-fund", "adl", "dlq")
+WATCHED = (
+    Topic.MARGIN_STATUS,
+    Topic.MARGIN_CALLS,
+    Topic.LIQUIDATIONS,
+    Topic.INSURANCE_FUND,
+    Topic.ADL,
+    Topic.DLQ,
+)
 
 
 @dataclass
@@ -40,22 +47,15 @@ class Observer:
 
     settings: Settings
     codec: AvroCodec
-    last: dict[str, Any] = field(default_factory=dict)
-    worst: dict[str, Any] = field(default_factory=dict)
+    last: dict[str, MarginStatus] = field(default_factory=dict)
+    worst: dict[str, MarginStatus] = field(default_factory=dict)
     counts: Counter[str] = field(default_factory=Counter)
     fund_balance: float = 0.0
     timeline: list[TimelinePoint] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.consumer = Consumer(
-            {
-                **self.settings.kafka_client_config(),
-                "group.id": f"spma-demo-{uuid.uuid4().hex[:8]}",
-                "auto.offset.reset": "earliest",
-                "enable.auto.commit": False,
-                "session.timeout.ms": 6000,
-                "log_level": 3,
-            }
+        self.consumer = make_consumer(
+            self.settings, f"spma-demo-{uuid.uuid4().hex[:8]}", {"session.timeout.ms": 6000}
         )
         self.consumer.subscribe([self.settings.topic(t) for t in WATCHED])
 
@@ -66,11 +66,11 @@ class Observer:
         while time.monotonic() < end:
             msgs = [m for m in self.consumer.consume(1000, timeout=0.1) if m.error() is None]
             got += len(msgs)
-            for m in msgs:
-                self._take(m.topic().removeprefix(prefix), m.value())
+            for m in map(received, msgs):
+                self._take(m.topic.removeprefix(prefix), m.value)
         return got
 
-    def _take(self, topic: str, value: bytes) -> None:
+    def _take(self, topic: str, value: bytes | None) -> None:
         """Tally one output record."""
         try:
             record = self.codec.decode(topic, value)
@@ -78,14 +78,14 @@ class Observer:
             self.counts["undecodable"] += 1
             return
         self.counts[topic] += 1
-        if topic == "margin-status":
-            self.last[record.account] = record  # type: ignore[attr-defined]
-            worst = self.worst.get(record.account)  # type: ignore[attr-defined]
+        if isinstance(record, MarginStatus):  # the margin-status topic's only record
+            self.last[record.account] = record
+            worst = self.worst.get(record.account)
             if worst is None or severity(record) < severity(worst):
-                self.worst[record.account] = record  # type: ignore[attr-defined]
-        elif topic == "insurance-fund":
-            self.fund_balance = float(record.balance_after)  # type: ignore[attr-defined]
-            self.counts[f"fund {record.kind.value}"] += 1  # type: ignore[attr-defined]
+                self.worst[record.account] = record
+        elif isinstance(record, InsuranceFundEvent):  # the insurance-fund topic's only record
+            self.fund_balance = float(record.balance_after)
+            self.counts[f"fund {record.kind.value}"] += 1
 
     def states(self) -> dict[str, int]:
         """Accounts by their last state."""
@@ -99,8 +99,8 @@ class Observer:
             dict(prices),
             self.states(),
             self.fund_balance,
-            self.counts["liquidations"],
-            self.counts["adl"],
+            self.counts[Topic.LIQUIDATIONS],
+            self.counts[Topic.ADL],
         )
         self.timeline.append(point)
         return point
@@ -110,7 +110,7 @@ class Observer:
         self.consumer.close()
 
 
-def severity(status: Any) -> tuple[int, float]:
+def severity(status: MarginStatus) -> tuple[int, float]:
     """Deficits first (largest first), then the lowest MM ratio (inf with no requirement)."""
     if status.equity < 0:
         return (0, float(status.equity))

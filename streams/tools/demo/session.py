@@ -11,6 +11,7 @@ summary and a report folder (chart, worst cases, counts). Every wait is bounded 
 
 from __future__ import annotations
 
+import subprocess
 import time
 import uuid
 from collections.abc import Callable
@@ -22,12 +23,13 @@ from typing import Any
 from infra.broker_engine import Engine, start_broker
 from infra.settings import Settings
 from streams.codec import codec_from_settings
-from streams.tools.demo.observer import Observer
+from streams.tools.demo.observer import Observer, TimelinePoint
 from streams.tools.demo.report import write_report
 from streams.tools.demo.worker import start_worker, stop_worker
 from streams.tools.exchange import Exchange
 from streams.tools.simulator.runner import SimulatorLoop
 from streams.topics.admin import create_topics
+from streams.topics.catalog import Topic
 
 LIQUIDITY_PROVIDERS = 16  # the makers of every seeded trade: each long has a short
 
@@ -75,7 +77,7 @@ class DemoResult:
     simulator: dict[str, int]
     report: Path
     seconds: float = 0.0
-    timeline: list[Any] = field(default_factory=list)
+    timeline: list[TimelinePoint] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         """The figures of the summary, as data."""
@@ -98,7 +100,7 @@ def run_demo(
     deadline_s: float = 170.0,
     report_root: Path = Path("reports"),
     view: View | None = None,
-    log: Callable[[str], Any] = print,
+    log: Callable[[str], object] = print,
     bootstrap: str | None = None,
     topic_prefix: str = "spma.",
     engine: Engine | str = Engine.AUTO,
@@ -131,7 +133,7 @@ def _session(
     deadline_s: float,
     report_root: Path,
     view: View | None,
-    log: Callable[[str], Any],
+    log: Callable[[str], object],
 ) -> DemoResult:
     """Topics, a worker, the seeded exchange, the scenario, the report."""
     started = time.monotonic()
@@ -214,11 +216,15 @@ def _open_reckless(ex: Exchange, accounts: int) -> None:
 
 def _accounts(ex: Exchange) -> set[str]:
     """Every account the exchange opened."""
-    return {key for topic, key, _ in ex.inputs if topic in ("fills", "collateral")}
+    return {key for topic, key, _ in ex.inputs if topic in (Topic.FILLS, Topic.COLLATERAL)}
 
 
 def _wait_for_accounts(
-    observer: Observer, worker: Any, accounts: set[str], deadline: float, folder: Path
+    observer: Observer,
+    worker: subprocess.Popen[bytes],
+    accounts: set[str],
+    deadline: float,
+    folder: Path,
 ) -> None:
     """Until every account has a status (bounded by the deadline)."""
     while missing := accounts - observer.last.keys():
@@ -231,7 +237,7 @@ def _wait_for_accounts(
         observer.poll(0.5)
 
 
-def _check_alive(worker: Any, folder: Path) -> None:
+def _check_alive(worker: subprocess.Popen[bytes], folder: Path) -> None:
     """Fail with the worker's log when it died."""
     if worker.poll() is not None:
         log = (folder / "logs" / "worker.log").read_text(errors="replace")[-2000:]

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.console import Console, Group
 from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
 from streams.tools.demo.observer import Observer
+from streams.topics.catalog import Topic
 
 STATES = ("HEALTHY", "MARGIN_CALL", "LIQUIDATION", "BANKRUPT")
 
@@ -30,9 +29,9 @@ def panel(observer: Observer, phase: str, done: float, prices: dict[str, float])
     for label in ("margin calls", "liquidation orders", "ADL orders", "insurance fund (USD)"):
         loop.add_column(label, justify="right")
     loop.add_row(
-        f"{counts['margin-calls']:,}",
-        f"{counts['liquidations']:,}",
-        f"{counts['adl']:,}",
+        f"{counts[Topic.MARGIN_CALLS]:,}",
+        f"{counts[Topic.LIQUIDATIONS]:,}",
+        f"{counts[Topic.ADL]:,}",
         f"{observer.fund_balance:,.2f}",
     )
     return Group(
@@ -54,7 +53,9 @@ class LiveView:
             self.live = Live(console=console, refresh_per_second=4, transient=False)
             self.live.start()
 
-    def __call__(self, observer: Observer, phase: str, done: float, prices: Any) -> None:
+    def __call__(
+        self, observer: Observer, phase: str, done: float, prices: dict[str, float]
+    ) -> None:
         """Show the state after a step."""
         if self.live is not None:
             self.live.update(panel(observer, phase, done, prices))
@@ -63,7 +64,7 @@ class LiveView:
         self.console.print(
             f"{done:4.0%} {phase:<9} BTC {prices['BTC']:>11,.2f}  "
             + "  ".join(f"{s} {states.get(s, 0)}" for s in STATES)
-            + f"  orders {observer.counts['liquidations']}  ADL {observer.counts['adl']}"
+            + f"  orders {observer.counts[Topic.LIQUIDATIONS]}  ADL {observer.counts[Topic.ADL]}"
             + f"  fund {observer.fund_balance:,.2f}"
         )
 

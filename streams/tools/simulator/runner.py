@@ -13,13 +13,14 @@ import uuid
 from collections import Counter
 from datetime import datetime, timedelta
 
-from confluent_kafka import Consumer, KafkaError, KafkaException
+from confluent_kafka import KafkaError, KafkaException
 
 from infra.settings import Settings
 from streams.codec import AvroCodec, CodecError, codec_from_settings
-from streams.kafka_io import flush, group_lag, make_producer, produce
+from streams.kafka_io import flush, group_lag, make_consumer, make_producer, produce, received
 from streams.records import AdlOrder, LiquidationOrder, Record
 from streams.tools.simulator.matching import MatchingEngine
+from streams.topics.catalog import Topic
 
 COORDINATOR_NOT_READY = frozenset(
     {
@@ -30,14 +31,14 @@ COORDINATOR_NOT_READY = frozenset(
 )
 """What a group coordinator answers while it is being elected or loaded: ask again later."""
 
-MARKET_TOPICS = ("oracle-prices", "book-depth", "vol-surfaces", "instruments")
-ORDER_TOPICS = ("liquidations", "adl")
+MARKET_TOPICS = (Topic.ORACLE_PRICES, Topic.BOOK_DEPTH, Topic.VOL_SURFACES, Topic.INSTRUMENTS)
+ORDER_TOPICS = (Topic.LIQUIDATIONS, Topic.ADL)
 WORKER_INPUTS = (
     *MARKET_TOPICS,
-    "fills",
-    "collateral",
-    "market-broadcast",
-    "insurance-claims",
+    Topic.FILLS,
+    Topic.COLLATERAL,
+    Topic.MARKET_BROADCAST,
+    Topic.INSURANCE_CLAIMS,
 )
 
 
@@ -51,16 +52,10 @@ class SimulatorLoop:
         self.group = group  # the workers' consumer group: pump waits for it to catch up
         self.codec = codec or codec_from_settings(settings)
         self.producer = make_producer(settings)
-        self.consumer = Consumer(
-            {
-                **settings.kafka_client_config(),
-                "group.id": f"spma-simulator-{uuid.uuid4().hex[:8]}",
-                "auto.offset.reset": "earliest",
-                "enable.auto.commit": True,
-                "session.timeout.ms": 6000,
-                "heartbeat.interval.ms": 1000,
-                "log_level": 3,
-            }
+        self.consumer = make_consumer(
+            settings,
+            f"spma-simulator-{uuid.uuid4().hex[:8]}",
+            {"enable.auto.commit": True, "session.timeout.ms": 6000, "heartbeat.interval.ms": 1000},
         )
         self.consumer.subscribe([settings.topic(t) for t in ORDER_TOPICS])
         self.engine = MatchingEngine()
@@ -82,9 +77,9 @@ class SimulatorLoop:
         """Publish a seeded exchange: reference data, market and deposits first, then, once the
         workers have read them, the fills (collateral and fills are separate topics with no order
         between them: a fill must not meet an account before its deposit)."""
-        self.publish([item for item in items if item[0] != "fills"])
+        self.publish([item for item in items if item[0] != Topic.FILLS])
         self.wait_caught_up(timeout_s)
-        self.publish([item for item in items if item[0] == "fills"])
+        self.publish([item for item in items if item[0] == Topic.FILLS])
 
     def wait_caught_up(self, timeout_s: float = 120.0) -> None:
         """Until the workers' group has committed every input (bounded; no group: no wait)."""
@@ -112,8 +107,8 @@ class SimulatorLoop:
             last = time.monotonic()
             seen += len(msgs)
             fills = []
-            for msg in msgs:
-                fills += self._execute(msg.topic(), msg.value())
+            for msg in map(received, msgs):
+                fills += self._execute(msg.topic, msg.value)
             self.publish(fills)
         return seen
 
@@ -133,7 +128,7 @@ class SimulatorLoop:
                 return False
             raise
 
-    def _execute(self, topic: str, value: bytes) -> list[tuple[str, str, Record]]:
+    def _execute(self, topic: str, value: bytes | None) -> list[tuple[str, str, Record]]:
         """The fills of one order message (none for an undecodable one, counted)."""
         logical = topic.removeprefix(self.settings.topic_prefix)
         try:
@@ -150,8 +145,8 @@ class SimulatorLoop:
             assert isinstance(order, AdlOrder)
             execution = self.engine.execute_adl(order, ts)
             self.stats["adl_orders"] += 1
-        self.stats["fills"] += len(execution.fills)
-        return [("fills", f.account, f) for f in execution.fills]
+        self.stats["fills"] += len(execution.fills)  # a tally: a plain str key (counts.json)
+        return [(Topic.FILLS, f.account, f) for f in execution.fills]
 
     def close(self) -> None:
         """Leave the group and flush."""

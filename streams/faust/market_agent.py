@@ -1,0 +1,133 @@
+"""The market agent: oracle prices, book depth, vol surfaces, instruments and risk parameters,
+validated against the market state and, when accepted, broadcast to every account partition.
+
+Market inputs are partitioned by underlying, so each source of an underlying meets its peers.
+The parameter set in force and the newest version of each set name live in their own table
+(risk-params-state), so that a restarted worker refuses a stale version as its predecessor would.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from engine.params import RiskParams
+from infra.settings import Settings
+from streams.codec import AvroCodec
+from streams.errors import InputRejected
+from streams.faust.clock import Clock
+from streams.faust.metrics import WorkerMetrics
+from streams.market.state import MarketState, StaleParams
+from streams.records import (
+    BookDepth,
+    DlqReason,
+    InstrumentRecord,
+    MarketUpdate,
+    OraclePrice,
+    RiskParamsRecord,
+    VolSurfaceRecord,
+)
+from streams.topics.catalog import Topic
+
+MarketRecord = OraclePrice | BookDepth | VolSurfaceRecord | InstrumentRecord | RiskParamsRecord
+"""A record of the market agent's topics."""
+
+PARAMS_KEY = "in-force"
+"""The market agent's parameter set and versions in its table (risk-params-state)."""
+
+
+class MarketAgent:
+    """Validates market inputs and broadcasts accepted updates."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        codec: AvroCodec,
+        market: MarketState,
+        params_table: Any,
+        broadcast: Any,
+        metrics: WorkerMetrics,
+        clock: Clock,
+    ) -> None:
+        self.settings = settings
+        self.codec = codec
+        self.market = market
+        self.params_table = params_table
+        self.broadcast = broadcast
+        self.metrics = metrics
+        self.clock = clock
+        self.params_restored = False  # the set in force, read from its table once an assignment
+
+    async def on_input(self, event: Any) -> str:
+        """Validate a market input and broadcast the accepted update to every partition; the
+        outcome ('applied', or 'conflated' when nothing is broadcast)."""
+        msg = event.message
+        topic = msg.topic.removeprefix(self.settings.topic_prefix)
+        value = self.codec.decode(topic, msg.value)
+        assert isinstance(value, MarketRecord)  # the codec gives a market topic's records only
+        self.clock.check(value.ts, self.market.params.status.future_ts_tolerance_s)
+        if isinstance(value, RiskParamsRecord):
+            self.restore_params()
+        update = self.apply(value, f"{msg.topic}:{msg.partition}:{msg.offset}", topic)
+        if update is None:
+            return "conflated"
+        if isinstance(value, RiskParamsRecord):
+            self.save_params()
+        await self.send(update)
+        return "applied"
+
+    def apply(self, value: MarketRecord, uid: str, topic: str) -> MarketUpdate | None:
+        """The market state's verdict on an input: the update to broadcast, None when it is
+        conflated, InputRejected with the reason when it is refused."""
+        try:
+            return self.dispatch(value, uid)
+        except StaleParams as exc:
+            raise InputRejected(DlqReason.STALE_PARAMS, str(exc)[:500]) from None
+        except (ValidationError, ValueError) as exc:
+            reason = DlqReason.BAD_PARAMS if topic == Topic.RISK_PARAMS else DlqReason.INVALID_VALUE
+            raise InputRejected(reason, str(exc)[:500]) from None
+
+    def dispatch(self, value: MarketRecord, uid: str) -> MarketUpdate | None:
+        """The market state's handler of the record's kind."""
+        match value:
+            case OraclePrice():
+                return self.market.on_price(value, uid)
+            case BookDepth():
+                return self.market.on_depth(value, uid)
+            case VolSurfaceRecord():
+                return self.market.on_vol(value, uid)
+            case InstrumentRecord():
+                return self.market.on_instrument(value, uid)
+            case RiskParamsRecord():
+                return self.market.on_params(value, uid)
+
+    async def send(self, update: MarketUpdate) -> None:
+        """Broadcast an accepted update to every account partition."""
+        data = self.codec.encode(Topic.MARKET_BROADCAST, update)
+        key = (update.underlying or "").encode()
+        for partition in range(self.settings.partitions):
+            await self.broadcast.send(key=key, value=data, partition=partition)
+        self.metrics.sent(Topic.MARKET_BROADCAST, self.settings.partitions)
+
+    def restore_params(self) -> None:
+        """Put the set in force and the newest version of each set name back into the market
+        agent's state from its table, once after an assignment (a restarted worker must refuse
+        a stale version as its predecessor would have)."""
+        if self.params_restored:
+            return
+        raw = self.params_table.get(PARAMS_KEY)
+        if raw:
+            data = orjson.loads(raw)
+            self.market.use_params(RiskParams.from_json(data["params"]))
+            for name, version in data["versions"].items():
+                known = self.market.param_versions.get(name, 0)
+                self.market.param_versions[name] = max(known, int(version))
+        self.params_restored = True
+
+    def save_params(self) -> None:
+        """Write the market agent's set in force and versions seen to its table (partition 0,
+        the risk-params topic's only one)."""
+        value = {"params": self.market.params.to_json(), "versions": self.market.param_versions}
+        self.params_table[PARAMS_KEY] = orjson.dumps(value)

@@ -1,0 +1,137 @@
+"""Every use of Faust's (and aiokafka's, through Faust) private API, in one place, with the
+versions it was written for: ``check_versions`` says at start-up when they differ, and each
+function says clearly what it reaches for when that is gone.
+
+Table writes aimed at a partition, whatever event Faust thinks is current.
+
+Faust picks a table write's changelog partition (and, with the RocksDB store, the partition's
+database) from the event being processed. Writes from a timer have no event, and writes for a
+batch of events must follow each record's own partition rather than the batch's last event: both
+go through ``writing_to(topic, partition)``, which makes a stand-in event of that partition current.
+
+The fetch wait. Faust creates its worker consumer with aiokafka's ``fetch_max_wait_ms`` fixed at
+1,500 ms. Apache Kafka answers a fetch as soon as a record is there, so the wait only bounds an
+idle poll; the embedded broker (Tansu 0.6) holds the fetch for much of it even when records
+arrive, and that delay lands on every input: with 1,500 ms a fill's status came back after
+0.4 s at 200 fills a second and 1.4 s at 1,000; with 10 ms, 43 ms and 54 ms (p50), next to the
+~30 ms the broker itself takes to hand a record from a producer to a consumer
+(bench/bench_pipeline.py measures both). A short wait costs an idle worker a few more empty
+fetches a second, nothing else.
+
+Idempotent producers. Faust asks aiokafka for an idempotent producer only inside transactions;
+the worker wants one always (acks=all), so that a retried send is written once.
+
+Gaps. When the worker reads a hole of skipped records itself (streams/accounts/cursor.py), it
+tells the consumer those offsets are done, so that its commits move past them.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import aiokafka
+import faust
+from faust.streams import _current_event
+from faust.types import TP
+
+log = logging.getLogger("spma")
+
+WRITTEN_FOR = {"faust-streaming": "0.15", "aiokafka": "0.14"}
+"""The minor versions whose private API this module was written and tested against."""
+
+
+def check_versions() -> list[str]:
+    """The installed Faust and aiokafka versions that differ from those this module was written
+    for, each logged once as a warning (the functions below still check what they touch)."""
+    installed = {"faust-streaming": faust.__version__, "aiokafka": aiokafka.__version__}
+    differ = [
+        f"{name} {version} (written for {WRITTEN_FOR[name]}.x)"
+        for name, version in installed.items()
+        if not version.startswith(WRITTEN_FOR[name] + ".")
+    ]
+    for line in differ:
+        log.warning("private API of %s: check streams/faust/private.py", line)
+    return differ
+
+
+@dataclass
+class _Message:
+    """The fields of a message that table writes read."""
+
+    topic: str
+    partition: int
+
+
+@dataclass
+class _PartitionEvent:
+    """A stand-in for the current event: only its message's partition is read."""
+
+    message: _Message
+
+
+@contextmanager
+def writing_to(topic: str, partition: int) -> Iterator[None]:
+    """Table writes inside the block go to ``partition`` (changelog and store), as if made for
+    an input of ``topic`` (Faust checks that it has as many partitions as the table)."""
+    event = _PartitionEvent(_Message(topic, partition))
+    # Faust types the variable as holding a reference to its own EventT; a stand-in goes in
+    token = _current_event.set(weakref.ref(event))  # type: ignore[arg-type]
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+_WAIT_ATTRIBUTE = "_fetch_max_wait_ms"  # where aiokafka keeps it until the consumer starts
+
+
+def limit_fetch_wait(max_wait_ms: int) -> None:
+    """Make every worker consumer Faust creates from now on wait at most `max_wait_ms` for a
+    fetch (idempotent; the last value wins)."""
+    from faust.transport.drivers import aiokafka as driver
+
+    thread = driver.AIOKafkaConsumerThread
+    original = getattr(thread, "_spma_original_create", thread._create_worker_consumer)
+
+    def create(self: Any, transport: Any) -> Any:
+        consumer = original(self, transport)
+        if not hasattr(consumer, _WAIT_ATTRIBUTE):
+            raise RuntimeError("aiokafka changed: AIOKafkaConsumer has no fetch wait attribute")
+        setattr(consumer, _WAIT_ATTRIBUTE, max_wait_ms)
+        return consumer
+
+    # a patch of Faust's class: the original kept on it, its method replaced
+    thread._spma_original_create = original  # type: ignore[attr-defined]
+    thread._create_worker_consumer = create  # type: ignore[method-assign]
+
+
+def make_producers_idempotent() -> None:
+    """Make every aiokafka producer Faust creates from now on idempotent with acks=all (Faust
+    asks for it only inside transactions): a retried send after a leader change or a lost
+    acknowledgement is then written once. Idempotent."""
+    from faust.transport.drivers import aiokafka as driver
+
+    producer = driver.Producer
+    original = getattr(producer, "_spma_original_extra", producer._settings_extra)
+
+    def extra(self: Any) -> Any:
+        return {**original(self), "acks": "all", "enable_idempotence": True}
+
+    # a patch of Faust's class: the original kept on it, its method replaced
+    producer._spma_original_extra = original  # type: ignore[attr-defined]
+    producer._settings_extra = extra  # type: ignore[method-assign]
+
+
+async def add_gap(consumer: Any, topic: str, partition: int, start: int, end: int) -> None:
+    """Tell Faust's consumer that offsets ``start`` to ``end`` of a partition are handled (the
+    worker read them itself), so that its committed offset moves past them."""
+    gap = getattr(consumer, "_add_gap", None)
+    if gap is None:  # the records are handled; only the committed offset lags until later ones
+        log.error("faust changed: its Consumer has no _add_gap (streams/faust/private.py)")
+        return
+    await gap(TP(topic, partition), start, end)
