@@ -21,11 +21,11 @@ import numpy as np
 from bench.bench_engine import AS_OF, bench_market, listed_instruments
 from bench.report import Row, publish, times
 from engine import black76
+from engine.arrays import YEAR_SECONDS
 from engine.instruments import InstrumentArrays, InstrumentKind, parse_instrument
 from engine.params import RiskParams
 from engine.risk_arrays import value_instruments
 from engine.scenarios import scenario_grid, shocked_vols
-from engine.types import YEAR_SECONDS
 
 QL_SAMPLE = 40_000  # prices QuantLib computes in the loop (a few tenths of a second)
 

@@ -21,13 +21,13 @@ from bench.inprocess import Partitions as Seeded
 from infra.settings import Settings
 from streams import records as r
 from streams.accounts.outputs import InputRef
+from streams.agents.account_agent import AccountAgent
+from streams.agents.clock import Clock
+from streams.agents.guard import Guard, Replayed
+from streams.agents.metrics import WorkerMetrics
+from streams.agents.partitions import Partitions
+from streams.agents.sender import Sender
 from streams.codec import codec_from_settings
-from streams.faust.account_agent import AccountAgent
-from streams.faust.clock import Clock
-from streams.faust.guard import Guard, Replayed
-from streams.faust.metrics import WorkerMetrics
-from streams.faust.partitions import Partitions
-from streams.faust.sender import Sender
 from streams.kafka_io import Received
 from streams.topics.catalog import Topic
 
@@ -85,8 +85,9 @@ def traced(run: Any) -> CallPath:
     return CallPath(files)
 
 
-def agent() -> tuple[AccountAgent, Any]:
-    """An account agent on one seeded partition with one funded account; the fill's event."""
+def agent() -> tuple[AccountAgent, list[Any]]:
+    """An account agent on one seeded partition with one funded account; two fills' events
+    (the first warms the codec and the book up: the second's path is the steady one)."""
     settings = Settings()
     codec = codec_from_settings(settings)
     seeded = Seeded.seeded(1)
@@ -104,30 +105,34 @@ def agent() -> tuple[AccountAgent, Any]:
     acc = AccountAgent(
         settings, codec, seeded.market, parts, sender, guard, Clock(), metrics, lambda: None
     )
-    fill = r.Fill(
-        fill_id="f-path",
-        account="path",
-        instrument=seeded.instruments[0],
-        side="BUY",
-        qty=0.1,
-        price=60_000.0,
-        fee=0.0,
-        liquidity="TAKER",
-        ts=ts,
-    )
-    message = Received(settings.topic(Topic.FILLS), 0, 0, b"path", codec.encode(Topic.FILLS, fill))
-    return acc, Replayed(message)
+    events = []
+    for offset in (0, 1):
+        fill = r.Fill(
+            fill_id=f"f-path-{offset}",
+            account="path",
+            instrument=seeded.instruments[0],
+            side="BUY",
+            qty=0.1,
+            price=60_000.0,
+            fee=0.0,
+            liquidity="TAKER",
+            ts=ts,
+        )
+        value = codec.encode(Topic.FILLS, fill)
+        events.append(Replayed(Received(settings.topic(Topic.FILLS), 0, offset, b"path", value)))
+    return acc, events
 
 
 def main() -> None:
     """Print the fill's path: files entered, returns, and the files in order."""
-    acc, event = agent()
+    acc, (first, second) = agent()
 
-    async def one() -> None:
+    async def one(event: Any) -> None:
         await acc.on_input(event)
         acc.settle_waves()
 
-    path = traced(one)
+    asyncio.run(one(first))
+    path = traced(lambda: one(second))
     back = path.returns()
     print(f"files entered: {path.entered()}; returns to a file already left: {sum(back.values())}")
     print("returns by file: " + ", ".join(f"{f} {n}" for f, n in back.most_common()))

@@ -148,8 +148,6 @@ def fill_stages(
     partition, as the account agent settles them under load (apply each, one margin pass)."""
     import time
 
-    import orjson
-
     from infra.settings import Settings
     from streams.codec import codec_from_settings
 
@@ -169,7 +167,7 @@ def fill_stages(
         for out in outputs:
             codec.encode(out.topic, out.record)
         t3 = clock()
-        orjson.dumps(proc.records[a].to_dict())
+        proc.records[a].to_json()
         t4 = clock()
         spent["decode"] += t1 - t0
         spent["processor"] += t2 - t1

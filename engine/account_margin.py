@@ -26,6 +26,7 @@ from typing import Protocol
 
 import numpy as np
 
+from engine.arrays import FloatArray, IntArray
 from engine.book_state import UnderlyingBook
 from engine.haircuts import asset_class_of
 from engine.margin import (
@@ -40,7 +41,6 @@ from engine.requirement import ShortfallCache
 from engine.scenarios import ScenarioGrid
 from engine.slippage import BPS, SlippageCurve
 from engine.states import STATE_CODES, AccountState
-from engine.types import FloatArray, IntArray
 from engine.volatility import floored_vol
 
 _FIELD = {name: i for i, name in enumerate(UNDERLYING_FIELDS)}

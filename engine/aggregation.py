@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.arrays import BoolArray, FloatArray
 from engine.params import CorrelationParams
 from engine.scenarios import LossSide
-from engine.types import BoolArray, FloatArray
 
 
 @dataclass(frozen=True)

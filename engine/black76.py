@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.special import ndtr
 
-from engine.types import BoolArray, FloatArray
+from engine.arrays import BoolArray, FloatArray
 
 ArrayLike = npt.ArrayLike
 

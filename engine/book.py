@@ -16,6 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from engine.account_margin import margin_of_row
+from engine.arrays import FloatArray
 from engine.book_state import UnderlyingBook
 from engine.instruments import Instrument, InstrumentError, InstrumentKind, InstrumentTable
 from engine.margin import MarginReport
@@ -28,7 +29,6 @@ from engine.requirement import (
     shortfall_of,
 )
 from engine.risk_arrays import MissingMarketData
-from engine.types import FloatArray
 
 
 @dataclass

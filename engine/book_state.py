@@ -11,12 +11,12 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from engine.arrays import FloatArray, IntArray
 from engine.instruments import InstrumentArrays, InstrumentKind, InstrumentTable
 from engine.market import MarketSnapshot
 from engine.params import RiskParams
 from engine.risk_arrays import Valuation, spot_valuation, value_instruments
 from engine.scenarios import ScenarioGrid, scenario_grid
-from engine.types import FloatArray, IntArray
 
 PERPETUAL_BUCKET = 0  # perpetuals and coin collateral share the expiry-0 basis bucket
 

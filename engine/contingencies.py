@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.arrays import FloatArray
 from engine.params import ContingencyParams
-from engine.types import FloatArray
 
 
 def net_short_units(bucket_nets: FloatArray) -> FloatArray:

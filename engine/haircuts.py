@@ -13,9 +13,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from engine.arrays import FloatArray
 from engine.market import DepthCurve
 from engine.params import AssetClass, HaircutParams, RiskParams
-from engine.types import FloatArray
 
 
 def asset_class_of(asset: str, params: RiskParams, given: AssetClass | str | None) -> AssetClass:

@@ -16,8 +16,8 @@ from enum import StrEnum
 
 import numpy as np
 
+from engine.arrays import BoolArray, FloatArray, IntArray
 from engine.errors import EngineError
-from engine.types import BoolArray, FloatArray, IntArray
 
 EXPIRY_HOUR_UTC = 8
 _MONTHS = {

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.arrays import FloatArray
 from engine.market import DepthCurve
 from engine.slippage import SlippageCurve
-from engine.types import FloatArray
 
 
 def average_slippage(

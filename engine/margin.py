@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from engine.arrays import FloatArray, IntArray
 from engine.states import STATES, AccountState
-from engine.types import FloatArray, IntArray
 
 UNDERLYING_FIELDS = (
     "worst_loss",

@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from engine.arrays import FloatArray
 from engine.errors import EngineError
 from engine.params import AssetClass
 from engine.slippage import SlippageCurve
-from engine.types import FloatArray
 
 DEFAULT_ASSET_CLASS = AssetClass.LONG_TAIL
 """Class of an underlying or asset whose JSON form gives none: the most conservative haircut."""

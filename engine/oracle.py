@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from engine.arrays import FloatArray
 from engine.params import OracleParams
-from engine.types import FloatArray
 
 TIE_RTOL = 1e-12
 """Relative slack on "cumulative weight >= half the total", so rounding cannot skip a tie."""

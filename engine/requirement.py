@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.aggregation import correlation_matrix, directional_total, worst_losses_at
+from engine.arrays import BoolArray, FloatArray, IntArray
 from engine.book_state import UnderlyingBook
 from engine.contingencies import contingency_parts, hedged_notional
 from engine.haircuts import asset_class_of, deductions, haircut_rates
@@ -22,7 +23,6 @@ from engine.params import RiskParams
 from engine.scenarios import ScenarioGrid
 from engine.shortfall import ShortfallModel
 from engine.states import classify, ratio_mm
-from engine.types import BoolArray, FloatArray, IntArray
 from engine.volatility import floored_vol
 
 

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine import black76
+from engine.arrays import YEAR_SECONDS, FloatArray
 from engine.errors import EngineError
 from engine.instruments import KIND_CODES, InstrumentArrays, InstrumentKind
 from engine.market import UnderlyingMarket
 from engine.params import VolShockParams
 from engine.scenarios import ScenarioGrid, shocked_vols
-from engine.types import YEAR_SECONDS, FloatArray
 
 OPTION = KIND_CODES[InstrumentKind.OPTION]
 

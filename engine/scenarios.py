@@ -13,8 +13,8 @@ from functools import cached_property
 
 import numpy as np
 
+from engine.arrays import BoolArray, FloatArray, IntArray
 from engine.params import RiskParams, ScenarioRole, VolShockParams, VolState
-from engine.types import BoolArray, FloatArray, IntArray
 
 VOL_CODES = {VolState.UP: 1, VolState.NONE: 0, VolState.DOWN: -1}
 

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from engine.arrays import FloatArray, IntArray
 from engine.params import ShortfallParams
-from engine.types import FloatArray, IntArray
 
 CHUNK_ACCOUNTS = 128
 """Accounts per matrix product: the [CHUNK, M] joint PnL (2 MiB at M = 2,000) stays in cache

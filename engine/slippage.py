@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.types import FloatArray
+from engine.arrays import FloatArray
 
 BPS = 1e4  # basis points per unit fraction
 

@@ -6,7 +6,7 @@ from enum import StrEnum
 
 import numpy as np
 
-from engine.types import BoolArray, FloatArray, IntArray
+from engine.arrays import BoolArray, FloatArray, IntArray
 
 
 class AccountState(StrEnum):

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.arrays import FloatArray
 from engine.params import RiskParams
-from engine.types import FloatArray
 
 DAY_SECONDS = 86400.0
 DAYS_PER_YEAR = 365.0  # margin-model.md section 2: a year is 365 days

@@ -2,7 +2,7 @@
 
 Every error streams/ raises derives from ``StreamError``. An input that cannot be applied raises
 ``InputRejected`` (or a subclass, e.g. the codec's ``CodecError``) with its dlq reason: the worker
-catches that one type, once, and turns it into a dlq record (streams/faust/guard.py).
+catches that one type, once, and turns it into a dlq record (streams/agents/guard.py).
 """
 
 from __future__ import annotations

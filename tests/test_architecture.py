@@ -19,12 +19,18 @@ PACKAGES = ("engine", "infra", "streams", "bench")
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("engine",),  # the pure model
     ("infra",),  # settings and brokers: the process's infrastructure, nothing of the domain
-    ("streams.errors", "streams.records", "streams.topics", "streams.codec"),  # records, topics
+    (
+        "streams.errors",
+        "streams.records",
+        "streams.ids",
+        "streams.topics",
+        "streams.codec",
+    ),  # records, topics
     ("streams.market",),  # the market agent's state, free of Kafka
     ("streams.accounts",),  # the account partitions' logic, free of Kafka
     ("streams.fund",),  # the insurance fund's single owner, free of Kafka
     ("streams.kafka_io", "streams.topics.admin"),  # plain Kafka clients
-    ("streams.faust",),  # the Faust layer: worker, agents, tables, web views, metrics
+    ("streams.agents",),  # the Faust layer: worker, agents, tables, web views, metrics
     ("streams.tools",),  # demo, simulator, load generator
     ("streams.cli",),  # the composition root: imports everything, nothing imports it
     ("bench",),
@@ -162,8 +168,8 @@ def test_circles_are_found(graph: dict[str, set[str]], circles: list[list[str]])
 
 
 def test_an_upward_import_is_seen() -> None:
-    assert "streams.faust.app" in GRAPH["streams.cli.commands.worker"]
-    assert layer_of("streams.cli.main") > layer_of("streams.faust.app") > layer_of("engine.book")
+    assert "streams.agents.app" in GRAPH["streams.cli.commands.worker"]
+    assert layer_of("streams.cli.main") > layer_of("streams.agents.app") > layer_of("engine.book")
     assert layer_of("streams.topics.admin") > layer_of("streams.topics.catalog")
 
 
@@ -175,3 +181,17 @@ def test_nothing_imports_the_command_line() -> None:
         and any(t.startswith("streams.cli") for t in targets)
     )
     assert importers == []
+
+
+def test_no_module_shadows_a_library_it_imports() -> None:
+    """A module named like a library (``streams/faust/``) takes the library's place for a process
+    started in its folder: the demo's worker once failed on ``import faust`` that way."""
+    libraries = set()
+    for module in MODULES:
+        for node in ast.walk(ast.parse(MODULES[module].read_text())):
+            if isinstance(node, ast.Import):
+                libraries |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                libraries.add(node.module.split(".")[0])
+    ours = {name.rsplit(".", 1)[-1] for name in MODULES if "." in name}
+    assert sorted(ours & (libraries - set(PACKAGES) - {"schemas"})) == []

@@ -8,6 +8,7 @@ records and keeps each account's record of what it last said (state, ratio, sequ
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
@@ -35,6 +36,18 @@ from streams.topics.catalog import Topic
 
 # States whose work (liquidation orders, a claim) repeats on market moves without a new status.
 _WORKED = frozenset({AccountState.LIQUIDATION, AccountState.BANKRUPT})
+
+
+@dataclass(frozen=True)
+class Said:
+    """What a pass said of one account, that its work follows from: the book it was margined
+    in, its record, its status, the event time and the key its outputs go under."""
+
+    book: MarginBook
+    record: PortfolioRecord
+    status: MarginStatus
+    ts: datetime
+    key: str
 
 
 class StatusEmitter:
@@ -82,32 +95,26 @@ class StatusEmitter:
                 stale=stale,
             )
             key = row.master.account
+            said = Said(book, record, status, ts, key)
             if quiet:  # no status, but the orders or the claim repeat when due
-                outputs += self._transition(book, record, state, status, ts, key)
+                outputs += self._transition(said, state)
                 continue
             decorated = decorate(status, key, row.sub, standalone.get(key), psr)
             outputs.append(Output(Topic.MARGIN_STATUS, record.account, decorated, key))
-            outputs += self._transition(book, record, state, status, ts, key)
+            outputs += self._transition(said, state)
             record.last_ratio = ratio if np.isfinite(ratio) else None
             record.status_sequence += 1
         return outputs
 
-    def _transition(
-        self,
-        book: MarginBook,
-        record: PortfolioRecord,
-        state: AccountState,
-        status: MarginStatus,
-        ts: datetime,
-        key: str,
-    ) -> list[Output]:
+    def _transition(self, said: Said, state: AccountState) -> list[Output]:
         """Record the new state; a margin call on entering MARGIN_CALL."""
+        record, ts = said.record, said.ts
         entering = state is AccountState.MARGIN_CALL and record.state != state.value
         record.state = state.value
         if state is AccountState.LIQUIDATION:
-            return self._liquidate(book, record, status, ts, key)
+            return self._liquidate(said)
         if state is AccountState.BANKRUPT:
-            return self._claim(book, record, status, ts, key)
+            return self._claim(said)
         record.claim_ts = None
         record.liquidation_ts = None
         if not entering:
@@ -117,35 +124,34 @@ class StatusEmitter:
         record.call_sequence = 1
         record.last_call_ts = ts.timestamp()
         repeat = self.market.params.status.margin_call_repeat_s
-        return [Output(Topic.MARGIN_CALLS, key, call_record(status, 1, ts, repeat))]
+        return [Output(Topic.MARGIN_CALLS, said.key, call_record(said.status, 1, ts, repeat))]
 
-    def _liquidate(
-        self,
-        book: MarginBook,
-        record: PortfolioRecord,
-        status: MarginStatus,
-        ts: datetime,
-        key: str,
-    ) -> list[Output]:
+    def _may_act(self, said: Said, last_ts: float | None, repeat_s: float) -> bool:
+        """True when orders or a claim may go out now: the last went out at least the repeat
+        interval ago, no claimed position is still open, and no mark it depends on is STALE."""
+        now = said.ts.timestamp()
+        if last_ts is not None and now - last_ts < repeat_s:
+            return False
+        return not (_claim_outstanding(said.record) or self._depends_on_stale(said.record))
+
+    def _liquidate(self, said: Said) -> list[Output]:
         """Partial-liquidation orders for an account below MM, unless a mark it depends on is
         STALE, or orders went out less than the repeat interval ago (they are being worked)."""
-        now = ts.timestamp()
+        record = said.record
         repeat = self.market.params.status.margin_call_repeat_s
-        if record.liquidation_ts is not None and now - record.liquidation_ts < repeat:
+        if not self._may_act(said, record.liquidation_ts, repeat):
             return []
-        if _claim_outstanding(record) or self._depends_on_stale(record):
-            return []
-        plan = LiquidationPlanner(book).plan(record.account)
+        plan = LiquidationPlanner(said.book).plan(record.account)
         if not plan.orders:
             return []
-        record.liquidation_ts = now
+        record.liquidation_ts = said.ts.timestamp()
         record.liquidation_sequence += 1
         return [
             Output(
                 Topic.LIQUIDATIONS,
-                key,
+                said.key,
                 LiquidationOrder(
-                    order_id=_caused_id("liq", status, record.account, o.sequence),
+                    order_id=_caused_id("liq", said.status, record.account, o.sequence),
                     account=record.account,
                     instrument=o.instrument,
                     side=Side.BUY if o.qty > 0 else Side.SELL,
@@ -153,32 +159,22 @@ class StatusEmitter:
                     limit_price=max(o.limit_price, 1e-12),
                     reason="MM_BREACH",
                     sequence=o.sequence,
-                    ts=ts,
+                    ts=said.ts,
                 ),
             )
             for o in plan.orders
         ]
 
-    def _claim(
-        self,
-        book: MarginBook,
-        record: PortfolioRecord,
-        status: MarginStatus,
-        ts: datetime,
-        key: str,
-    ) -> list[Output]:
+    def _claim(self, said: Said) -> list[Output]:
         """A bankrupt account's claim for its deficit -E with its open positions, once per
         claim interval of event time (what the last claim did not settle is claimed again)."""
-        now = ts.timestamp()
-        repeat = self.market.params.adl.claim_repeat_s
-        if record.claim_ts is not None and now - record.claim_ts < repeat:
+        record, book = said.record, said.book
+        if not self._may_act(said, record.claim_ts, self.market.params.adl.claim_repeat_s):
             return []
-        if _claim_outstanding(record) or self._depends_on_stale(record):
-            return []
-        deficit = -float(status.equity)
+        deficit = -float(said.status.equity)
         if deficit_cents(deficit) <= 0:  # float residue below a cent: nothing to pay
             return []
-        record.claim_ts = now
+        record.claim_ts = said.ts.timestamp()
         record.claim_sequence += 1
         record.claimed = sorted(record.positions)
         positions = []
@@ -190,14 +186,14 @@ class StatusEmitter:
                 )
             )
         claim = InsuranceClaim(
-            claim_id=_caused_id("claim", status, record.account, record.claim_sequence),
+            claim_id=_caused_id("claim", said.status, record.account, record.claim_sequence),
             account=record.account,
             deficit=deficit,
             payouts_received=record.payouts_received,
             positions=positions,
-            ts=ts,
+            ts=said.ts,
         )
-        return [Output(Topic.INSURANCE_CLAIMS, key, claim)]
+        return [Output(Topic.INSURANCE_CLAIMS, said.key, claim)]
 
     def _depends_on_stale(self, record: PortfolioRecord) -> bool:
         """True when a position's underlying or a coin held is STALE."""

@@ -160,9 +160,11 @@ class Outbox:
 
     # ----- inputs ------------------------------------------------------------------------
 
-    def handling(self, ref: InputRef) -> None:
-        """An input of an account partition is being handled."""
+    def receive(self, proc: AccountProcessor, ref: InputRef, value: Record) -> bool:
+        """An input of an account partition is being handled; True when it is a replay (it was
+        applied before, after a crash or a rebalance: ``stored`` has its outputs)."""
         self.deliveries.handling(ref.topic, ref.partition, ref.offset)
+        return self.replayed(proc, ref, value)
 
     def replayed(self, proc: AccountProcessor, ref: InputRef, value: Record) -> bool:
         """True when the input was applied before (a replay after a crash or a rebalance)."""
@@ -177,7 +179,8 @@ class Outbox:
 
     def stored(self, proc: AccountProcessor, ref: InputRef, value: Record) -> list[Encoded]:
         """What the outboxes keep of an input's outputs (to send again on its replay): a fill's
-        or a transfer's are with its account, a market update's with any account."""
+        or a transfer's are with its account, a market update's with any account. They are
+        pending from now (``expect``), handed to the producer at the batch's end."""
         where = (ref.topic, ref.partition, ref.offset)
         found = outputs_of(self.entries.get(ref.partition, []), *where)
         if isinstance(value, MarketUpdate):
@@ -188,6 +191,7 @@ class Outbox:
         for record in records:
             if record.outbox:
                 found += outputs_of(record.outbox, *where)
+        self.expect(ref, len(found))
         return found
 
     def file(
@@ -199,8 +203,9 @@ class Outbox:
         saving: Iterable[str],
     ) -> tuple[list[Encoded], bool]:
         """Encode an applied input's outputs and put them in the outboxes of the records about
-        to be saved (pruning those), the rest in the partition's; the encoded outputs, and True
-        when the partition's outbox changed (its market-state value must be saved too)."""
+        to be saved (pruning those), the rest in the partition's; the encoded outputs (pending
+        from now: ``expect``), and True when the partition's outbox changed (its market-state
+        value must be saved too)."""
         saved = set(saving)
         encoded: list[Encoded] = []
         owned: dict[str, list[Encoded]] = {}
@@ -221,6 +226,7 @@ class Outbox:
             self.entries[ref.partition] = self.deliveries.keep(
                 self.entries.get(ref.partition, []), entry(*where, rest)
             )
+        self.expect(ref, len(encoded))
         return encoded, bool(rest)
 
     def expect(self, ref: InputRef, count: int) -> None:

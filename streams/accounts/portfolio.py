@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from engine.instruments import Instrument, InstrumentKind
 
 RECENT_IDS = 1024  # fill/transfer ids remembered per account (duplicates with another offset)
@@ -154,6 +156,15 @@ class PortfolioRecord:
             subs={name: cls.from_dict(sub) for name, sub in data.get("subs", {}).items()},
             outbox=list(data.get("outbox", [])),
         )
+
+    def to_json(self) -> bytes:
+        """The portfolio table's value of the record (JSON of ``to_dict``)."""
+        return orjson.dumps(self.to_dict())
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> PortfolioRecord:
+        """A record from its portfolio table value."""
+        return cls.from_dict(orjson.loads(raw))
 
 
 def _average_entry(

@@ -6,11 +6,11 @@ account, so replaying the same input gives the same id and consumers can drop du
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime, timedelta
 
 from engine.margin import MarginReport
 from engine.states import STATES
+from streams.ids import deterministic_id
 from streams.records import MarginCall, MarginStatus, UnderlyingComponent
 
 COMPONENT_FIELDS = tuple(f for f in UnderlyingComponent.model_fields if f != "underlying")
@@ -18,8 +18,7 @@ COMPONENT_FIELDS = tuple(f for f in UnderlyingComponent.model_fields if f != "un
 
 def output_id(kind: str, topic: str, partition: int, offset: int, account: str, n: int = 0) -> str:
     """Deterministic id of an output: kind, the input's coordinates, the account, a counter."""
-    text = f"{kind}|{topic}|{partition}|{offset}|{account}|{n}"
-    return f"{kind}-{hashlib.sha256(text.encode()).hexdigest()[:24]}"
+    return deterministic_id(kind, topic, partition, offset, account, n)
 
 
 def status_record(

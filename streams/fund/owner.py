@@ -17,7 +17,6 @@ the fund never holds positions.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -26,6 +25,7 @@ from engine.insurance import InsuranceFund, plan_adl, to_cents
 from streams.accounts.adl import Candidate
 from streams.accounts.outputs import Output
 from streams.accounts.subaccounts import master_of, split_row
+from streams.ids import deterministic_id
 from streams.records import (
     AdlCandidate,
     AdlOrder,
@@ -53,15 +53,9 @@ class _Pending:
     sequence: int = 0
 
 
-def _id(kind: str, *parts: object) -> str:
-    """A deterministic output id from its parts."""
-    text = "|".join(str(p) for p in (kind, *parts))
-    return f"{kind}-{hashlib.sha256(text.encode()).hexdigest()[:24]}"
-
-
 def fund_event_id(kind: str, reference: str) -> str:
     """The id of the fund's event of a kind (FEE, PAYOUT, SHORTFALL) for a fee or claim id."""
-    return _id("fund", kind, reference)
+    return deterministic_id("fund", kind, reference)
 
 
 @dataclass
@@ -148,7 +142,7 @@ class FundOwner:
         """The payout, back to the account as an INSURANCE_PAYOUT collateral transfer."""
         master, sub = split_row(claim.account)
         transfer = CollateralTransfer(
-            transfer_id=_id("payout", claim.claim_id),
+            transfer_id=deterministic_id("payout", claim.claim_id),
             account=master,
             sub_account=sub,
             asset=self.settlement_asset,
@@ -206,7 +200,9 @@ class FundOwner:
                 Topic.ADL,
                 master_of(r.account),
                 AdlOrder(
-                    adl_id=_id("adl", claim.claim_id, position.instrument, item.sequence - n),
+                    adl_id=deterministic_id(
+                        "adl", claim.claim_id, position.instrument, item.sequence - n
+                    ),
                     account=r.account,
                     instrument=r.instrument,
                     side=Side.BUY if r.qty > 0 else Side.SELL,
@@ -235,7 +231,9 @@ class FundOwner:
         sell = position.qty > 0
         slip = self.takeover_slippage
         order = LiquidationOrder(
-            order_id=_id("takeover", claim.claim_id, position.instrument, item.sequence),
+            order_id=deterministic_id(
+                "takeover", claim.claim_id, position.instrument, item.sequence
+            ),
             account=claim.account,
             instrument=position.instrument,
             side=Side.SELL if sell else Side.BUY,

@@ -298,7 +298,7 @@ class Chaos:
                 continue
             key = orjson.loads(m.key)
             if isinstance(key, str) and not key.startswith("\x00"):
-                latest[key] = PortfolioRecord.from_dict(orjson.loads(m.value))
+                latest[key] = PortfolioRecord.from_json(m.value)
         return latest
 
     def wait_table(

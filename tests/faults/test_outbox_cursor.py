@@ -51,7 +51,7 @@ def _fill(n: int) -> r.Fill:
 def test_an_applied_fill_keeps_its_outputs_and_a_replay_finds_them_byte_for_byte() -> None:
     proc, outbox = _processor(), Outbox()
     ref = InputRef(FILLS, 0, 7)
-    outbox.handling(ref)
+    assert not outbox.receive(proc, ref, _fill(7))  # handled now, and not a replay
     outputs = proc.on_fill(_fill(7), ref)
     encoded, shared = outbox.file(proc, ref, outputs, CODEC, {"acct"})
     assert not shared and [e.topic for e in encoded] == ["margin-status"]

@@ -24,9 +24,9 @@ from typer.testing import CliRunner
 
 from infra.settings import Settings
 from streams import records as r
+from streams.agents.web import key_partitions
 from streams.cli.main import app as cli
 from streams.codec import codec_from_settings
-from streams.faust.web import key_partitions
 from streams.kafka_io import drain
 from streams.tools.exchange import Exchange
 from streams.tools.loadgen import KINDS, LoadPlan, run_load

@@ -7,7 +7,7 @@ from typing import Any
 import faust
 import pytest
 
-from streams.faust.private import writing_to
+from streams.agents.private import writing_to
 
 
 def _table(partitions: int) -> tuple[faust.App, Any, list[int]]:

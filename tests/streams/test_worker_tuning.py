@@ -10,8 +10,8 @@ import pytest
 from faust.transport.drivers import aiokafka as driver
 
 from infra.settings import Settings
-from streams.faust.private import limit_fetch_wait
-from streams.faust.tuning import GC_THRESHOLDS, tune_gc
+from streams.agents.private import limit_fetch_wait
+from streams.agents.tuning import GC_THRESHOLDS, tune_gc
 
 
 def test_the_worker_consumer_takes_our_fetch_wait(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -20,9 +20,9 @@ def register(app: typer.Typer) -> None:
         """Run a margin worker until SIGTERM or Ctrl-C."""
         import faust
 
-        from streams.faust.app import create_app
-        from streams.faust.private import limit_fetch_wait, make_producers_idempotent
-        from streams.faust.tuning import tune_gc
+        from streams.agents.app import create_app
+        from streams.agents.private import limit_fetch_wait, make_producers_idempotent
+        from streams.agents.tuning import tune_gc
         from streams.topics.admin import create_topics
 
         settings = load_settings(bootstrap_servers=bootstrap, web_port=web_port)

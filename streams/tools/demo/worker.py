@@ -10,7 +10,7 @@ from pathlib import Path
 from infra.broker import free_port
 from infra.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]  # the checkout: streams/tools/demo/worker.py
 
 
 def start_worker(

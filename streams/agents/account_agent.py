@@ -19,17 +19,16 @@ from typing import Any
 
 from infra.settings import Settings
 from streams.accounts.batch import AccountBatch
-from streams.accounts.outbox import Encoded
 from streams.accounts.outputs import InputRef
 from streams.accounts.processor import AccountProcessor
 from streams.accounts.proofs import save_leaves
+from streams.agents.clock import Clock
+from streams.agents.guard import WAITING, Guard, Replayed
+from streams.agents.metrics import WorkerMetrics
+from streams.agents.partitions import Partitions
+from streams.agents.private import add_gap, writing_to
+from streams.agents.sender import Sender
 from streams.codec import AvroCodec
-from streams.faust.clock import Clock
-from streams.faust.guard import WAITING, Guard, Replayed
-from streams.faust.metrics import WorkerMetrics
-from streams.faust.partitions import Partitions
-from streams.faust.private import add_gap, writing_to
-from streams.faust.sender import Sender
 from streams.kafka_io import read_range
 from streams.market.state import MarketState
 from streams.records import CollateralTransfer, Fill, MarketUpdate, Record
@@ -63,6 +62,8 @@ class AccountAgent:
         self.metrics = metrics
         self.on_fund_output = on_fund_output  # the fund agent is not quiet (its expiry waits)
         self.batch = AccountBatch()
+        self.prefix = settings.topic_prefix
+        self.fills_topic = settings.topic(Topic.FILLS)
 
     # ----- a batch ---------------------------------------------------------------------------
 
@@ -109,14 +110,12 @@ class AccountAgent:
         'duplicate' (a replay, whose stored outputs go out again)."""
         msg = event.message
         ref = InputRef(msg.topic, msg.partition, msg.offset)
-        await self.in_order(ref)
-        proc = self.partitions.processor(msg.partition)  # after any await: a rebalance may
-        value = self.codec.decode(self.guard.logical(msg.topic), msg.value)  # have rebuilt it
+        proc = await self.in_order(ref)
+        value = self.codec.decode(msg.topic.removeprefix(self.prefix), msg.value)
         outbox = self.partitions.outbox
-        outbox.handling(ref)
-        if outbox.replayed(proc, ref, value):
+        if outbox.receive(proc, ref, value):
             self.settle_wave(proc.partition)
-            self.queue(ref, outbox.stored(proc, ref, value))
+            self.batch.send(ref, outbox.stored(proc, ref, value))
             return "duplicate"
         if isinstance(value, MarketUpdate):
             self.apply_market(proc, ref, value)
@@ -135,7 +134,7 @@ class AccountAgent:
         encoded, _ = outbox.file(proc, ref, outputs, self.codec, changed)
         self.partitions.save(proc, changed, market=True, kinds=(update.kind,))
         save_leaves(self.partitions.table, proc)
-        self.queue(ref, encoded)
+        self.batch.send(ref, encoded)
 
     def apply_account(self, proc: AccountProcessor, ref: InputRef, value: Record) -> str:
         """Apply a fill or a transfer; its status waits for the partition's wave."""
@@ -151,12 +150,6 @@ class AccountAgent:
             return "duplicate"
         self.batch.join(proc, applied)
         return WAITING
-
-    def queue(self, ref: InputRef, outputs: list[Encoded]) -> None:
-        """Queue an input's encoded outputs for the batch's end; pending in the outbox (which
-        keeps them) from now until acknowledged."""
-        self.partitions.outbox.expect(ref, len(outputs))
-        self.batch.send(ref, outputs)
 
     # ----- waves -----------------------------------------------------------------------------
 
@@ -183,41 +176,37 @@ class AccountAgent:
         started = time.perf_counter()
         applied = list(wave.inputs.values())
         outbox = self.partitions.outbox
-        with writing_to(self.settings.topic(Topic.FILLS), partition):
+        with writing_to(self.fills_topic, partition):
             for one, outputs in zip(applied, proc.settle(applied), strict=True):
                 saving = {one.record.account} & proc.records.keys()
                 encoded, shared = outbox.file(proc, one.ref, outputs, self.codec, saving)
                 self.partitions.save(proc, saving, market=shared)
-                self.queue(one.ref, encoded)
+                self.batch.send(one.ref, encoded)
         share = (time.perf_counter() - started) / len(applied)
         for one in applied:  # each input's own time plus its share of the wave's
             own = self.batch.spent.pop(one.ref, 0.0)
-            self.metrics.handled(self.guard.logical(one.ref.topic), "applied", own + share)
+            topic = one.ref.topic.removeprefix(self.prefix)
+            self.metrics.handled(topic, "applied", own + share)
 
     # ----- order -----------------------------------------------------------------------------
 
-    async def in_order(self, ref: InputRef) -> None:
+    async def in_order(self, ref: InputRef) -> AccountProcessor:
         """Handle the partition's earlier inputs first: when the consumer hands over an input
         past a hole (it skipped records, streams/accounts/cursor.py), read the hole from the
-        broker and handle each record of it in order, then tell the consumer they are done."""
+        broker and handle each record of it in order, then tell the consumer they are done. The
+        partition's processor (after any await: a rebalance may have rebuilt it)."""
+        proc, want = self.partitions.admit(ref)
+        if want is None:
+            return proc
         topic, partition, offset = ref.topic, ref.partition, ref.offset
-        # The partition's progress comes from its table state, loaded with its processor: a
-        # partition just assigned must not look empty (its first input would read the whole
-        # partition again as a hole, every record a replay).
-        self.partitions.processor(partition)
+        log.warning("%s:%s: got %s, reading %s to %s again", topic, partition, offset, want, offset)
+        self.settle_waves()  # before the await (settle_waves says why)
+        hole = await asyncio.to_thread(read_range, self.settings, topic, partition, want, offset)
         cursor = self.partitions.cursor
-        want = cursor.check(topic, partition, offset)
-        if want is not None:
-            log.warning(
-                "%s:%s: got %s, reading %s to %s again", topic, partition, offset, want, offset
-            )
-            self.settle_waves()  # before the await (settle_waves says why)
-            hole = await asyncio.to_thread(
-                read_range, self.settings, topic, partition, want, offset
-            )
-            for m in hole:
-                cursor.accept(topic, partition, m.offset)
-                await self.guarded(Replayed(m))
-            cursor.accept(topic, partition, offset)
-            await add_gap(self.sender.app.consumer, topic, partition, want, offset - 1)
+        for m in hole:
+            cursor.accept(topic, partition, m.offset)
+            await self.guarded(Replayed(m))
+        cursor.accept(topic, partition, offset)
+        await add_gap(self.sender.app.consumer, topic, partition, want, offset - 1)
         cursor.handled(topic, partition, offset)
+        return self.partitions.processor(partition)

@@ -1,5 +1,5 @@
 """The garbage collector's thresholds for a worker, set before its app starts (the process's
-other knobs touch Faust's private API: streams/faust/private.py).
+other knobs touch Faust's private API: streams/agents/private.py).
 """
 
 from __future__ import annotations

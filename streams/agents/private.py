@@ -55,7 +55,7 @@ def check_versions() -> list[str]:
         if not version.startswith(WRITTEN_FOR[name] + ".")
     ]
     for line in differ:
-        log.warning("private API of %s: check streams/faust/private.py", line)
+        log.warning("private API of %s: check streams/agents/private.py", line)
     return differ
 
 
@@ -132,6 +132,6 @@ async def add_gap(consumer: Any, topic: str, partition: int, start: int, end: in
     worker read them itself), so that its committed offset moves past them."""
     gap = getattr(consumer, "_add_gap", None)
     if gap is None:  # the records are handled; only the committed offset lags until later ones
-        log.error("faust changed: its Consumer has no _add_gap (streams/faust/private.py)")
+        log.error("faust changed: its Consumer has no _add_gap (streams/agents/private.py)")
         return
     await gap(TP(topic, partition), start, end)

@@ -1,4 +1,5 @@
-"""Array type aliases shared by the engine, and the year length used for time to expiry."""
+"""Array type aliases shared by the engine, and the year length used for time to expiry
+(named so that it shadows no library: a module `types.py` would hide the standard one)."""
 
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ The parameter set in force and the newest version of each set name live in their
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -15,10 +16,10 @@ from pydantic import ValidationError
 
 from engine.params import RiskParams
 from infra.settings import Settings
+from streams.agents.clock import Clock
+from streams.agents.metrics import WorkerMetrics
 from streams.codec import AvroCodec
 from streams.errors import InputRejected
-from streams.faust.clock import Clock
-from streams.faust.metrics import WorkerMetrics
 from streams.market.state import MarketState, StaleParams
 from streams.records import (
     BookDepth,
@@ -36,6 +37,25 @@ MarketRecord = OraclePrice | BookDepth | VolSurfaceRecord | InstrumentRecord | R
 
 PARAMS_KEY = "in-force"
 """The market agent's parameter set and versions in its table (risk-params-state)."""
+
+
+@dataclass(frozen=True)
+class ParamsInForce:
+    """The params table's value: the set in force and the newest version seen of each name."""
+
+    params: RiskParams
+    versions: dict[str, int]
+
+    def to_json(self) -> bytes:
+        """The table value."""
+        return orjson.dumps({"params": self.params.to_json(), "versions": self.versions})
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> ParamsInForce:
+        """Inverse of to_json."""
+        data = orjson.loads(raw)
+        versions = {str(k): int(v) for k, v in data["versions"].items()}
+        return cls(RiskParams.from_json(data["params"]), versions)
 
 
 class MarketAgent:
@@ -119,15 +139,15 @@ class MarketAgent:
             return
         raw = self.params_table.get(PARAMS_KEY)
         if raw:
-            data = orjson.loads(raw)
-            self.market.use_params(RiskParams.from_json(data["params"]))
-            for name, version in data["versions"].items():
+            saved = ParamsInForce.from_json(raw)
+            self.market.use_params(saved.params)
+            for name, version in saved.versions.items():
                 known = self.market.param_versions.get(name, 0)
-                self.market.param_versions[name] = max(known, int(version))
+                self.market.param_versions[name] = max(known, version)
         self.params_restored = True
 
     def save_params(self) -> None:
         """Write the market agent's set in force and versions seen to its table (partition 0,
         the risk-params topic's only one)."""
-        value = {"params": self.market.params.to_json(), "versions": self.market.param_versions}
-        self.params_table[PARAMS_KEY] = orjson.dumps(value)
+        value = ParamsInForce(self.market.params, dict(self.market.param_versions))
+        self.params_table[PARAMS_KEY] = value.to_json()

@@ -1,6 +1,6 @@
 """The one place an input is turned away: a handler that raises ``InputRejected`` (a codec
 failure included) has its input sent to the dlq with its origin and reason; every input is
-counted by topic and outcome and timed (streams/faust/metrics.py)."""
+counted by topic and outcome and timed (streams/agents/metrics.py)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from infra.settings import Settings
+from streams.agents.metrics import WorkerMetrics
 from streams.codec import AvroCodec
 from streams.errors import InputRejected
-from streams.faust.metrics import WorkerMetrics
 from streams.kafka_io import Received
 from streams.records import DlqRecord
 from streams.topics.catalog import Topic
@@ -23,7 +23,7 @@ log = logging.getLogger("spma")
 
 WAITING = "waiting"
 """A handler's outcome for an input applied whose status is due when its wave is settled: it is
-counted then, with its share of the wave's margin pass (streams/faust/account_agent.py)."""
+counted then, with its share of the wave's margin pass (streams/agents/account_agent.py)."""
 
 
 class Message(Protocol):

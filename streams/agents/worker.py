@@ -1,8 +1,8 @@
 """One worker process: its tables, its topics, the shared market state and metrics, and the
 three agents built on them (accounts, market, fund). The worker holds; the agents handle;
-streams/faust/app.py wires them to Faust's agents, timers and rebalance hooks.
+streams/agents/app.py wires them to Faust's agents, timers and rebalance hooks.
 
-Every table write follows the event's partition (streams/faust/private.py, ``writing_to``).
+Every table write follows the event's partition (streams/agents/private.py, ``writing_to``).
 """
 
 from __future__ import annotations
@@ -12,15 +12,15 @@ from typing import Any
 import faust
 
 from infra.settings import Settings
+from streams.agents.account_agent import AccountAgent
+from streams.agents.clock import Clock
+from streams.agents.fund_agent import FundAgent
+from streams.agents.guard import Guard
+from streams.agents.market_agent import MarketAgent
+from streams.agents.metrics import WorkerMetrics
+from streams.agents.partitions import Partitions
+from streams.agents.sender import Sender
 from streams.codec import AvroCodec
-from streams.faust.account_agent import AccountAgent
-from streams.faust.clock import Clock
-from streams.faust.fund_agent import FundAgent
-from streams.faust.guard import Guard
-from streams.faust.market_agent import MarketAgent
-from streams.faust.metrics import WorkerMetrics
-from streams.faust.partitions import Partitions
-from streams.faust.sender import Sender
 from streams.market.state import MarketState
 from streams.topics.catalog import CATALOG, Topic
 

@@ -37,8 +37,8 @@ from streams.accounts.portfolio import PortfolioRecord
 from streams.accounts.processor import AccountProcessor
 from streams.accounts.status import status_record
 from streams.accounts.subaccounts import decorate, standalone_requirements
-from streams.faust.metrics import count_states
-from streams.faust.worker import Worker
+from streams.agents.metrics import count_states
+from streams.agents.worker import Worker
 from streams.fund.owner import FUND_KEY, FundOwner
 from streams.market.state import MarketState, market_from_dict
 from streams.market.table import load_market
@@ -109,7 +109,7 @@ def account_status(worker: Worker, account: str) -> tuple[int, dict[str, Any]]:
     if worker.app.rebalancing:
         return 503, {"error": "rebalancing, try again", "account": account}
     raw = worker.table.get(account) if not account.startswith("\x00") else None
-    record = PortfolioRecord.from_dict(orjson.loads(raw)) if raw else None
+    record = PortfolioRecord.from_json(raw) if raw else None
     if record is None or record.partition not in owned_partitions(worker):
         return 404, {"error": "unknown account", "account": account}
     proc = _processor(worker, record)

@@ -14,6 +14,7 @@ import orjson
 from infra.settings import Settings
 from streams.accounts.cursor import Cursor
 from streams.accounts.outbox import Outbox
+from streams.accounts.outputs import InputRef
 from streams.accounts.portfolio import PortfolioRecord
 from streams.accounts.processor import AccountProcessor
 from streams.accounts.proofs import publisher
@@ -56,13 +57,23 @@ class Partitions:
         log.info("partition %s: rebuilt %s accounts", partition, len(records))
         return proc
 
+    def admit(self, ref: InputRef) -> tuple[AccountProcessor, int | None]:
+        """An input's partition processor (loaded with its progress from the table: a partition
+        just assigned must not look empty) and the first offset of a hole before the input, if
+        the consumer skipped records; without a hole the input counts as handled in order."""
+        proc = self.processor(ref.partition)
+        want = self.cursor.check(ref.topic, ref.partition, ref.offset)
+        if want is None:
+            self.cursor.handled(ref.topic, ref.partition, ref.offset)
+        return proc, want
+
     def records_of(self, partition: int) -> dict[str, PortfolioRecord]:
         """The portfolio records of one partition in the table."""
         records = {}
         for key, value in list(self.table.items()):
             if value is None or key.startswith("\x00"):
                 continue
-            record = PortfolioRecord.from_dict(orjson.loads(value))
+            record = PortfolioRecord.from_json(value)
             if record.partition == partition:
                 records[key] = record
         return records
@@ -91,7 +102,7 @@ class Partitions:
         """Write changed records (and the partition's market state: the parts that the update
         kinds changed, streams/market/table.py) to the table."""
         for account in accounts:
-            self.table[account] = orjson.dumps(proc.records[account].to_dict())
+            self.table[account] = proc.records[account].to_json()
         if market:
             outbox = self.outbox.dump(proc.partition)
             self.market_table.save(proc.partition, proc.market, outbox, kinds)

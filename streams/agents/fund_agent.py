@@ -12,9 +12,9 @@ import orjson
 
 from infra.settings import Settings
 from streams.accounts.outbox import Encoded
+from streams.agents.private import writing_to
+from streams.agents.sender import Sender
 from streams.codec import AvroCodec
-from streams.faust.private import writing_to
-from streams.faust.sender import Sender
 from streams.fund.outbox import FundOutbox
 from streams.fund.owner import FUND_KEY, FundOwner
 from streams.market.state import MarketState

@@ -3,7 +3,7 @@
 The market agent reads market inputs (partitioned by underlying); the account agent reads fills,
 collateral and the market broadcast, which are co-partitioned by account, a batch at a time; the
 fund agent reads the claims topic (one partition, one owner). Each runs its input through the
-worker's guard (streams/faust/guard.py), which sends rejected inputs to the dlq.
+worker's guard (streams/agents/guard.py), which sends rejected inputs to the dlq.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from typing import Any
 import faust
 
 from infra.settings import Settings
+from streams.agents.private import check_versions
+from streams.agents.web import advertised_url, install_views
+from streams.agents.worker import Worker
 from streams.codec import codec_from_settings
-from streams.faust.private import check_versions
-from streams.faust.web import advertised_url, install_views
-from streams.faust.worker import Worker
 from streams.topics.catalog import ACCOUNT_INPUTS, FUND_INPUTS, MARKET_INPUTS
 
 

@@ -11,8 +11,8 @@ import faust
 from infra.settings import Settings
 from streams.accounts.outbox import Encoded
 from streams.accounts.outputs import Output
+from streams.agents.metrics import WorkerMetrics
 from streams.codec import AvroCodec
-from streams.faust.metrics import WorkerMetrics
 from streams.topics.catalog import ACCOUNT_KEYED
 
 
