@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from engine.arrays import FloatArray
+from engine.checks import is_increasing
 from engine.errors import EngineError
 from engine.params import AssetClass
 from engine.slippage import SlippageCurve
@@ -56,7 +57,7 @@ def _vector(values: Any, path: str, positive: bool = False) -> FloatArray:
 
 def _increasing(arr: FloatArray, path: str) -> None:
     """Strictly increasing, or an error naming the path."""
-    if np.any(np.diff(arr) <= 0):
+    if not is_increasing(arr):
         raise MarketDataError(f"{path}: must be strictly increasing")
 
 

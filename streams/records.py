@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from itertools import pairwise
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from engine.checks import is_increasing
 from engine.instruments import InstrumentKind, OptionType
 from engine.insurance import FundEventKind
 from engine.states import AccountState
@@ -149,10 +149,9 @@ def utc_now() -> datetime:
 
 def _increasing(values: list[float], name: str, *, strict: bool = True) -> None:
     """Strictly increasing (``strict``) or non-decreasing, or a ValueError naming the field."""
-    if strict and any(b <= a for a, b in pairwise(values)):
-        raise ValueError(f"{name}: must be strictly increasing")
-    if not strict and any(b < a for a, b in pairwise(values)):
-        raise ValueError(f"{name}: must be non-decreasing")
+    if not is_increasing(values, strict):
+        rule = "strictly increasing" if strict else "non-decreasing"
+        raise ValueError(f"{name}: must be {rule}")
 
 
 def _check_non_zero(value: float, name: str) -> None:
