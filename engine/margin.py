@@ -130,24 +130,24 @@ class MarginReport:
             for k, u in enumerate(self.underlyings)
             if _exposed(comps, i, k)
         }
-        return AccountMargin(
-            account=self.accounts[i],
-            state=STATES[int(self.state[i])].value,
-            equity=float(self.equity[i]),
-            equity_mm=float(self.equity_mm[i]),
-            equity_im=float(self.equity_im[i]),
-            im=float(self.im[i]),
-            mm=float(self.mm[i]),
-            ratio_mm=_finite_or_none(float(self.ratio_mm[i])),
-            underlyings=by_underlying,
-            directional_total=float(self.directional_total[i]),
-            scenario_requirement=float(self.scenario_requirement[i]),
-            es99=float(self.es99[i]),
-            var99=float(self.var99[i]),
-            risk_requirement=float(self.risk_requirement[i]),
-            liquidity_addon=float(self.liquidity_addon[i]),
-            haircuts=self._haircuts(i),
-            params_version=self.params_version,
+        return AccountMargin(  # positional: a third of the keyword form's cost
+            self.accounts[i],
+            STATES[int(self.state[i])].value,
+            float(self.equity[i]),
+            float(self.equity_mm[i]),
+            float(self.equity_im[i]),
+            float(self.im[i]),
+            float(self.mm[i]),
+            _finite_or_none(float(self.ratio_mm[i])),
+            by_underlying,
+            float(self.directional_total[i]),
+            float(self.scenario_requirement[i]),
+            float(self.es99[i]),
+            float(self.var99[i]),
+            float(self.risk_requirement[i]),
+            float(self.liquidity_addon[i]),
+            self._haircuts(i),
+            self.params_version,
         )
 
     def _haircuts(self, i: int) -> dict[str, dict[str, float]]:

@@ -8,5 +8,5 @@ import hashlib
 
 def deterministic_id(kind: str, *parts: object) -> str:
     """``kind-`` and 24 hex digits of the SHA-256 of the kind and parts, joined by ``|``."""
-    text = "|".join(str(p) for p in (kind, *parts))
+    text = "|".join(map(str, (kind, *parts)))
     return f"{kind}-{hashlib.sha256(text.encode()).hexdigest()[:24]}"
