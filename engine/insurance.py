@@ -29,6 +29,16 @@ def to_cents(usd: float) -> int:
     return int(math.copysign(math.floor(abs(usd) * 100.0 + 0.5), usd))
 
 
+MAX_CENTS = 2**53
+"""The largest cents figure the fund takes: exact as a float and far inside a 64-bit long, so
+that every sum of the ledger stays exact and encodable (larger ones are refused, not rounded)."""
+
+
+def fits_cents(usd: float) -> bool:
+    """True when a USD amount is finite and its cents are within ``MAX_CENTS``."""
+    return math.isfinite(usd) and abs(usd) * 100.0 <= MAX_CENTS
+
+
 def deficit_cents(usd: float) -> int:
     """A deficit in whole cents, rounded up: a payout covers it in full, so the account is
     not left a fraction of a cent below zero (bankrupt, with nothing the fund can pay)."""

@@ -265,6 +265,35 @@ class StatusParams(_Frozen):
     future_ts_tolerance_s: float = Field(300.0, gt=0)
 
 
+class InputParams(_Frozen):
+    """Bounds on what an account input may carry (streams/accounts/validation.py): an input
+    beyond one goes to the dlq (OUT_OF_RANGE, STALE_TIMESTAMP, UNKNOWN_ASSET) and changes
+    nothing. Notionals are in USD; overrides by underlying take precedence. ``asset_symbol`` is
+    the pattern a collateral asset's symbol must match (a full match)."""
+
+    max_id_length: int = Field(128, ge=8)
+    max_notional_usd: float = Field(1e9, gt=0)
+    max_notional_by_underlying: dict[str, float] = Field(default_factory=dict)
+    max_depth_multiple: float = Field(50.0, gt=0)
+    max_price_usd: float = Field(1e9, gt=0)
+    max_price_ratio: float = Field(3.0, gt=1)
+    max_price_ratio_by_underlying: dict[str, float] = Field(default_factory=dict)
+    max_fee_fraction: float = Field(0.02, ge=0)
+    fee_floor_usd: float = Field(1.0, ge=0)
+    max_age_s: float = Field(86400.0, gt=0)
+    asset_symbol: str = r"[A-Z0-9]{2,12}"
+
+    def max_notional(self, underlying: str) -> float:
+        """The largest USD notional one input may carry on an underlying."""
+        return self.max_notional_by_underlying.get(underlying, self.max_notional_usd)
+
+    def price_ratio(self, underlying: str) -> float:
+        """How many times its mark (or its mark divided by) a fill's price may be on an
+        underlying: wide enough for a crash and the fund's takeover slippage, not for a price
+        off by orders of magnitude."""
+        return self.max_price_ratio_by_underlying.get(underlying, self.max_price_ratio)
+
+
 class RiskParams(_Frozen):
     """A complete, versioned risk-parameter set; every number of the margin model lives here."""
 
@@ -289,6 +318,7 @@ class RiskParams(_Frozen):
     dynamic: DynamicMarginParams = Field(default_factory=DynamicMarginParams)
     status: StatusParams = Field(default_factory=StatusParams)
     proofs: ProofParams = Field(default_factory=ProofParams)
+    inputs: InputParams = Field(default_factory=InputParams)
 
     @field_validator("psr")
     @classmethod

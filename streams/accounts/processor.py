@@ -35,6 +35,7 @@ from streams.accounts.subaccounts import (
     route,
     rows_of,
 )
+from streams.accounts.validation import check_fill, check_transfer
 from streams.errors import InputRejected
 from streams.market.state import MarketState
 from streams.records import (
@@ -156,15 +157,14 @@ class AccountProcessor:
         return self.settle_one(self.apply_fill(fill, ref))
 
     def apply_fill(self, fill: Fill, ref: InputRef) -> Applied | None:
-        """Apply a fill once, its status left to ``settle`` (None: a replay, skipped)."""
-        record = self._record(fill.account)
-        if record.already_applied(ref.topic, ref.offset, fill.fill_id):
+        """Apply a fill once, its status left to ``settle`` (None: a replay, skipped); an
+        invalid fill (streams/accounts/validation.py) raises InputRejected, nothing applied."""
+        record = self.records.get(fill.account)
+        if record is not None and record.already_applied(ref.topic, ref.offset, fill.fill_id):
             self._duplicate(record, fill.fill_id, ref)
             return None
-        try:
-            inst = self.market.instruments.get(fill.instrument)
-        except InstrumentError as exc:
-            raise InputRejected(DlqReason.UNKNOWN_INSTRUMENT, str(exc)) from None
+        inst = check_fill(fill, self.market)
+        record = record if record is not None else self._record(fill.account)
         target = self._route(record, fill.sub_account, fill.isolated, fill.ts)
         settlement = self.market.params.settlement_currency
         effect = apply_fill(
@@ -213,11 +213,16 @@ class AccountProcessor:
         return self.settle_one(self.apply_transfer(transfer, ref))
 
     def apply_transfer(self, transfer: CollateralTransfer, ref: InputRef) -> Applied | None:
-        """Apply a collateral transfer once, its status left to ``settle`` (None: a replay)."""
-        record = self._record(transfer.account)
-        if record.already_applied(ref.topic, ref.offset, transfer.transfer_id):
+        """Apply a collateral transfer once, its status left to ``settle`` (None: a replay); an
+        invalid one raises InputRejected, nothing applied."""
+        record = self.records.get(transfer.account)
+        if record is not None and record.already_applied(
+            ref.topic, ref.offset, transfer.transfer_id
+        ):
             self._duplicate(record, transfer.transfer_id, ref)
             return None
+        check_transfer(transfer, self.market)
+        record = record if record is not None else self._record(transfer.account)
         asset = transfer.asset
         target = self._route(record, transfer.sub_account, transfer.isolated, transfer.ts)
         for r in (target.margined, target.shadow):

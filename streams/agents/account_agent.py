@@ -22,6 +22,7 @@ from streams.accounts.batch import AccountBatch
 from streams.accounts.outputs import InputRef
 from streams.accounts.processor import AccountProcessor
 from streams.accounts.proofs import save_leaves
+from streams.accounts.validation import check_key
 from streams.agents.clock import Clock
 from streams.agents.guard import WAITING, Guard, Replayed
 from streams.agents.metrics import WorkerMetrics
@@ -120,7 +121,7 @@ class AccountAgent:
         if isinstance(value, MarketUpdate):
             self.apply_market(proc, ref, value)
             return "applied"
-        return self.apply_account(proc, ref, value)
+        return self.apply_account(proc, ref, value, msg.key)
 
     def apply_market(self, proc: AccountProcessor, ref: InputRef, update: MarketUpdate) -> None:
         """Settle the partition's wave, revalue its accounts, file, persist and queue."""
@@ -136,9 +137,13 @@ class AccountAgent:
         save_leaves(self.partitions.table, proc)
         self.batch.send(ref, encoded)
 
-    def apply_account(self, proc: AccountProcessor, ref: InputRef, value: Record) -> str:
-        """Apply a fill or a transfer; its status waits for the partition's wave."""
+    def apply_account(
+        self, proc: AccountProcessor, ref: InputRef, value: Record, key: bytes | None
+    ) -> str:
+        """Apply a fill or a transfer keyed by its own account; its status waits for the
+        partition's wave."""
         assert isinstance(value, Fill | CollateralTransfer)
+        check_key(key, value.account)
         self.clock.check(value.ts, self.market.params.status.future_ts_tolerance_s)
         if self.batch.waiting(proc.partition, value.account):
             self.settle_wave(proc.partition)

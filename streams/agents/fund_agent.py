@@ -16,7 +16,7 @@ from streams.agents.private import writing_to
 from streams.agents.sender import Sender
 from streams.codec import AvroCodec
 from streams.fund.outbox import FundOutbox
-from streams.fund.owner import FUND_KEY, FundOwner
+from streams.fund.owner import FUND_KEY, FundOwner, check_fund_input
 from streams.market.state import MarketState
 from streams.records import AdlCandidate, InsuranceClaim, LiquidationFee
 from streams.topics.catalog import Topic
@@ -70,6 +70,8 @@ class FundAgent:
         self.heard()
         msg = event.message
         value = self.codec.decode(Topic.INSURANCE_CLAIMS, msg.value)
+        assert isinstance(value, InsuranceClaim | LiquidationFee | AdlCandidate)
+        check_fund_input(value)
         owner = self.restore()
         self.outbox.handling(msg.topic, msg.offset)
         if self.outbox.replayed(msg.offset):

@@ -16,7 +16,7 @@ from streams.agents.metrics import WorkerMetrics
 from streams.codec import AvroCodec
 from streams.errors import InputRejected
 from streams.kafka_io import Received
-from streams.records import DlqRecord
+from streams.records import DlqReason, DlqRecord
 from streams.topics.catalog import Topic
 
 log = logging.getLogger("spma")
@@ -50,6 +50,18 @@ class Replayed:
     message: Received
 
 
+DOMAIN_ERRORS = (
+    ArithmeticError,
+    AssertionError,
+    AttributeError,
+    LookupError,
+    TypeError,
+    ValueError,
+)
+"""What the margin logic raises when it meets an input it cannot handle (a bug): that input goes
+to the dlq as INTERNAL_ERROR and the agent goes on. I/O errors (the broker, the network) are not
+among them: they must stop the input, not lose it."""
+
 Handler = Callable[[Any], Awaitable[str]]
 BeforeReject = Callable[[Any], None]
 
@@ -64,6 +76,7 @@ class Guard:
         self.codec = codec
         self.dlq = dlq
         self.metrics = metrics
+        self.on_internal_error: Callable[[Any], None] | None = None  # the worker's clean-up
 
     def logical(self, topic: str) -> str:
         """Topic name without the prefix."""
@@ -82,6 +95,17 @@ class Guard:
             if before_reject is not None:
                 before_reject(event.message)
             await self.reject(event.message, exc)
+        except (
+            DOMAIN_ERRORS
+        ) as exc:  # a bug met on one input: that input to the dlq, the rest go on
+            msg = event.message
+            log.exception("internal error on %s:%s@%s", msg.topic, msg.partition, msg.offset)
+            if before_reject is not None:
+                before_reject(msg)
+            detail = f"{type(exc).__name__}: {exc}"
+            await self.reject(msg, InputRejected(DlqReason.INTERNAL_ERROR, detail))
+            if self.on_internal_error is not None:
+                self.on_internal_error(msg)
         spent = time.perf_counter() - started
         if outcome != WAITING:
             self.metrics.handled(self.logical(event.message.topic), outcome, spent)

@@ -113,7 +113,10 @@ class MarketAgent:
         """The market state's handler of the record's kind."""
         match value:
             case OraclePrice():
-                return self.market.on_price(value, uid)
+                update = self.market.on_price(value, uid)
+                if self.market.set_aside is not None:
+                    self.metrics.set_aside(*self.market.set_aside)
+                return update
             case BookDepth():
                 return self.market.on_depth(value, uid)
             case VolSurfaceRecord():

@@ -70,6 +70,13 @@ class WorkerMetrics:
             buckets=BATCH_BUCKETS,
             registry=self.registry,
         )
+        self.outliers = Counter(
+            "spma_oracle_outliers",
+            "Oracle quotes set aside as outliers (too far from their peers), by underlying and "
+            "source: a source that drifts shows here",
+            ("underlying", "source"),
+            registry=self.registry,
+        )
         self.dlq = Counter(
             "spma_dlq_records",
             "Records sent to the dlq, by reason",
@@ -112,6 +119,10 @@ class WorkerMetrics:
         """One record sent to the dlq."""
         self.dlq.labels(reason).inc()
         self.outputs.labels(Topic.DLQ).inc()
+
+    def set_aside(self, underlying: str, source: str) -> None:
+        """One oracle quote set aside as an outlier."""
+        self.outliers.labels(underlying, source).inc()
 
     def sent(self, topic: str, count: int = 1) -> None:
         """Records sent to a topic."""

@@ -22,7 +22,7 @@ from streams.agents.partitions import Partitions
 from streams.agents.sender import Sender
 from streams.codec import AvroCodec
 from streams.market.state import MarketState
-from streams.topics.catalog import CATALOG, Topic
+from streams.topics.catalog import ACCOUNT_INPUTS, CATALOG, FUND_INPUTS, Topic
 
 
 class Worker:
@@ -41,6 +41,7 @@ class Worker:
         self.clock = Clock()
         self.sender = Sender(settings, app, codec, self.metrics)
         self.guard = Guard(settings, codec, self.topics[Topic.DLQ], self.metrics)
+        self.guard.on_internal_error = self.on_internal_error
         self.partitions = Partitions(settings, self.table)
         self.fund = FundAgent(settings, codec, self.market, self.fund_table, self.sender)
         self.markets = MarketAgent(
@@ -63,6 +64,16 @@ class Worker:
             self.metrics,
             self.fund.heard,
         )
+
+    def on_internal_error(self, msg: Any) -> None:
+        """After a bug met on an input (streams/agents/guard.py): what it may have changed in
+        memory is dropped, and read again from the table by the next input (an account
+        partition's processor, the fund's state)."""
+        topic = msg.topic.removeprefix(self.settings.topic_prefix)
+        if topic in ACCOUNT_INPUTS:
+            self.partitions.forget({msg.partition})
+        elif topic in FUND_INPUTS:
+            self.fund.reset()
 
     def new_table(self, name: str, partitions: int) -> Any:
         """A changelogged table of str keys and bytes values with the store's sizes and the

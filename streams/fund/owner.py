@@ -21,16 +21,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from engine.insurance import InsuranceFund, plan_adl, to_cents
+from engine.insurance import InsuranceFund, fits_cents, plan_adl, to_cents
 from streams.accounts.adl import Candidate
 from streams.accounts.outputs import Output
 from streams.accounts.subaccounts import master_of, split_row
+from streams.errors import InputRejected
 from streams.ids import deterministic_id
 from streams.records import (
     AdlCandidate,
     AdlOrder,
     ClaimPosition,
     CollateralTransfer,
+    DlqReason,
     InsuranceClaim,
     InsuranceFundEvent,
     LiquidationFee,
@@ -56,6 +58,23 @@ class _Pending:
 def fund_event_id(kind: str, reference: str) -> str:
     """The id of the fund's event of a kind (FEE, PAYOUT, SHORTFALL) for a fee or claim id."""
     return deterministic_id("fund", kind, reference)
+
+
+def check_fund_input(value: InsuranceClaim | LiquidationFee | AdlCandidate) -> None:
+    """Every amount the fund would book fits its cents (engine.insurance.MAX_CENTS), or the
+    input is refused (OUT_OF_RANGE): no figure a record can carry stops the fund."""
+    amounts: dict[str, float] = {}
+    if isinstance(value, InsuranceClaim):
+        amounts = {"deficit": value.deficit, "payouts_received": value.payouts_received}
+        for i, pos in enumerate(value.positions):
+            amounts[f"positions[{i}]"] = pos.qty * pos.mark * pos.unit_value
+    elif isinstance(value, LiquidationFee):
+        amounts = {"amount": value.amount}
+    for name, usd in amounts.items():
+        if not fits_cents(usd):
+            raise InputRejected(
+                DlqReason.OUT_OF_RANGE, f"{name}: {usd:g} USD is beyond what the fund books"
+            )
 
 
 @dataclass

@@ -21,9 +21,10 @@ from engine.market import AssetMarket, DepthCurve, MarketSnapshot, UnderlyingMar
 from engine.oracle import MarkOracle, SourceQuote
 from engine.params import AssetClass, RiskParams
 from engine.volatility import EwmaVolatility
-from streams.errors import StreamError
+from streams.errors import InputRejected, StreamError
 from streams.records import (
     BookDepth,
+    DlqReason,
     InstrumentRecord,
     MarketUpdate,
     MarketUpdateKind,
@@ -84,6 +85,9 @@ class MarketState:
     psr: PsrTracker = field(default_factory=PsrTracker)
     param_versions: dict[str, int] = field(default_factory=dict)
     """The newest version applied of each parameter set name (the set in force included)."""
+    set_aside: tuple[str, str] | None = None
+    """(underlying, source) of the last quote taken when the oracle set it aside as an outlier
+    (None when it was used): the market agent counts it."""
 
     def __post_init__(self) -> None:
         if self.oracle is None:
@@ -97,15 +101,31 @@ class MarketState:
     def on_price(self, price: OraclePrice, uid: str) -> MarketUpdate | None:
         """An oracle quote: a MARK update when the mark moved enough or enough time passed."""
         assert self.oracle is not None
+        self._check_quote(price)
         now = epoch(price.ts)
         quote = SourceQuote(price.source, price.price, price.weight, now)
         if not self.oracle.update(price.underlying, quote):
             return None
         self.as_of = max(self.as_of, now)
         result = self.oracle.mark(price.underlying, now)
+        self.set_aside = None
+        if result is not None and price.source not in result.sources_used:
+            self.set_aside = (price.underlying, price.source)
         if result is None:
             return None
         return self._apply_mark(price.underlying, result.mark, result.stale, now, price.ts, uid)
+
+    def _check_quote(self, price: OraclePrice) -> None:
+        """A quote at most ``inputs.max_price_usd`` (OUT_OF_RANGE). Nearer figures are the
+        oracle's to judge: a source far from its peers is set aside as an outlier, and a mark
+        needs ``oracle.min_sources`` agreeing sources, so a crash is followed, one wild source
+        is not."""
+        cap = self.params.inputs.max_price_usd
+        if price.price > cap:
+            raise InputRejected(
+                DlqReason.OUT_OF_RANGE,
+                f"{price.underlying} quote {price.price:g} from {price.source}: above {cap:g} USD",
+            )
 
     def _apply_mark(
         self, underlying: str, mark: float, stale: bool, now: float, ts: datetime, uid: str
@@ -161,8 +181,14 @@ class MarketState:
         )
 
     def on_instrument(self, record: InstrumentRecord, uid: str) -> MarketUpdate:
-        """New reference data."""
-        self.instruments.add(instrument_of(record))
+        """New reference data (EXPIRED_INSTRUMENT for a listing already expired when sent)."""
+        inst = instrument_of(record)
+        if inst.expiry is not None and inst.expiry <= epoch(record.ts):
+            raise InputRejected(
+                DlqReason.EXPIRED_INSTRUMENT,
+                f"{inst.name} is listed at {record.ts.isoformat()}, after its expiry",
+            )
+        self.instruments.add(inst)
         return self._update(
             MarketUpdateKind.INSTRUMENT,
             record.ts,

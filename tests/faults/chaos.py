@@ -40,7 +40,7 @@ class Input:
     input (None for bytes that must not decode) and ``reason`` the dlq reason a bad one gets."""
 
     topic: str
-    key: str
+    key: str | None
     value: bytes
     record: r.Record | None = None
     reason: r.DlqReason | None = None
@@ -108,7 +108,7 @@ class Chaos:
                     producer.produce(
                         self.settings.topic(item.topic),
                         value=item.value,
-                        key=item.key.encode(),
+                        key=item.key.encode() if item.key is not None else None,
                         on_delivery=report(i),
                     )
                     break
