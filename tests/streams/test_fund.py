@@ -8,9 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.insurance import deficit_cents, to_cents
+from engine.insurance import MAX_CENTS, deficit_cents, to_cents
 from streams import records as r
-from streams.fund.owner import FundOwner
+from streams.errors import InputRejected
+from streams.fund.owner import FundOwner, check_fund_input
 
 TS = datetime(2026, 11, 24, 8, tzinfo=UTC)
 
@@ -180,3 +181,30 @@ def test_a_claim_repeated_before_its_payout_landed_is_not_paid_twice() -> None:
     assert owner.deficits_cents == owner.payouts_cents == 37_000
     restored = FundOwner.from_dict(owner.to_dict())
     assert restored.paid_by_account == {"broke": 37_000}
+
+
+@given(deficit=st.floats(min_value=1e-6, allow_nan=False, allow_infinity=False))
+@settings(max_examples=200, deadline=None)
+def test_any_deficit_a_claim_can_carry_is_booked_or_refused_never_a_crash(deficit: float) -> None:
+    """A claim the fund's cents can book exactly is paid or deleveraged; a larger one is
+    refused (OUT_OF_RANGE) before the ledger is touched."""
+    owner = FundOwner(currency="USD", settlement_asset="USD")
+    owner.on_fee(_fee(1, 100.0))
+    claim = _claim("a", deficit)
+    if deficit * 100.0 > MAX_CENTS:
+        with pytest.raises(InputRejected) as err:
+            check_fund_input(claim)
+        assert err.value.reason is r.DlqReason.OUT_OF_RANGE
+        return
+    check_fund_input(claim)
+    outputs = owner.on_claim(claim)
+    assert all(o.record is not None for o in outputs)
+    assert owner.fund.balance_cents >= 0
+
+
+def test_a_fee_or_position_beyond_the_cents_is_refused() -> None:
+    with pytest.raises(InputRejected):
+        check_fund_input(_fee(2, 1e30))
+    big = r.ClaimPosition(instrument="BTC-PERPETUAL", qty=1e20, mark=1e5, unit_value=1.0)
+    with pytest.raises(InputRejected):
+        check_fund_input(_claim("a", 10.0).model_copy(update={"positions": [big]}))
