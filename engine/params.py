@@ -278,7 +278,7 @@ class InputParams(_Frozen):
     max_price_usd: float = Field(1e9, gt=0)
     max_price_ratio: float = Field(3.0, gt=1)
     max_price_ratio_by_underlying: dict[str, float] = Field(default_factory=dict)
-    max_fee_fraction: float = Field(0.02, ge=0)
+    max_fee_fraction: float = Field(0.05, ge=0)
     fee_floor_usd: float = Field(1.0, ge=0)
     max_age_s: float = Field(86400.0, gt=0)
     asset_symbol: str = r"[A-Z0-9]{2,12}"

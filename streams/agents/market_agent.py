@@ -20,7 +20,12 @@ from streams.agents.clock import Clock
 from streams.agents.metrics import WorkerMetrics
 from streams.codec import AvroCodec
 from streams.errors import InputRejected
-from streams.market.state import MarketState, StaleParams
+from streams.market.state import (
+    MarketState,
+    StaleParams,
+    load_underlying,
+    underlying_to_dict,
+)
 from streams.records import (
     BookDepth,
     DlqReason,
@@ -67,6 +72,7 @@ class MarketAgent:
         codec: AvroCodec,
         market: MarketState,
         params_table: Any,
+        quotes_table: Any,
         broadcast: Any,
         metrics: WorkerMetrics,
         clock: Clock,
@@ -75,6 +81,8 @@ class MarketAgent:
         self.codec = codec
         self.market = market
         self.params_table = params_table
+        self.quotes_table = quotes_table  # each underlying's oracle and EWMA state
+        self.restored: set[str] = set()  # underlyings read back from it since the assignment
         self.broadcast = broadcast
         self.metrics = metrics
         self.clock = clock
@@ -113,10 +121,7 @@ class MarketAgent:
         """The market state's handler of the record's kind."""
         match value:
             case OraclePrice():
-                update = self.market.on_price(value, uid)
-                if self.market.set_aside is not None:
-                    self.metrics.set_aside(*self.market.set_aside)
-                return update
+                return self.on_price(value, uid)
             case BookDepth():
                 return self.market.on_depth(value, uid)
             case VolSurfaceRecord():
@@ -125,6 +130,27 @@ class MarketAgent:
                 return self.market.on_instrument(value, uid)
             case RiskParamsRecord():
                 return self.market.on_params(value, uid)
+
+    def on_price(self, price: OraclePrice, uid: str) -> MarketUpdate | None:
+        """A quote through the oracle, its underlying's state read back from the table first
+        (once after an assignment) and written back after: a restart or a takeover changes no
+        mark, volatility or conflation."""
+        underlying = price.underlying
+        if underlying not in self.restored:
+            raw = self.quotes_table.get(underlying)
+            if raw:
+                load_underlying(self.market, underlying, orjson.loads(raw))
+            self.restored.add(underlying)
+        update = self.market.on_price(price, uid)
+        self.quotes_table[underlying] = orjson.dumps(underlying_to_dict(self.market, underlying))
+        if self.market.set_aside is not None:
+            self.metrics.set_aside(*self.market.set_aside)
+        return update
+
+    def reset(self) -> None:
+        """After a rebalance: the parameters and every underlying are read back again."""
+        self.params_restored = False
+        self.restored.clear()
 
     async def send(self, update: MarketUpdate) -> None:
         """Broadcast an accepted update to every account partition."""

@@ -37,6 +37,7 @@ class Worker:
         self.table = self.new_table("portfolios", settings.partitions)
         self.fund_table = self.new_table("insurance-fund-state", 1)
         self.params_table = self.new_table("risk-params-state", 1)
+        self.quotes_table = self.new_table("market-quotes-state", settings.partitions)
         self.topics = {name: self.new_topic(name) for name in CATALOG}
         self.clock = Clock()
         self.sender = Sender(settings, app, codec, self.metrics)
@@ -49,6 +50,7 @@ class Worker:
             codec,
             self.market,
             self.params_table,
+            self.quotes_table,
             self.topics[Topic.MARKET_BROADCAST],
             self.metrics,
             self.clock,
@@ -105,7 +107,7 @@ class Worker:
         (each is restored from its table by its next event)."""
         self.partitions.forget(partitions)
         self.fund.reset()
-        self.markets.params_restored = False
+        self.markets.reset()
 
     async def repeat_calls(self) -> None:
         """Every partition's margin calls due again (event time: the newest input seen)."""

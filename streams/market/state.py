@@ -368,3 +368,44 @@ def market_from_dict(data: Mapping[str, Any]) -> MarketState:
     versions = data.get("param_versions", {params.name: params.version})
     state.param_versions = {str(k): int(v) for k, v in dict(versions).items()}
     return state
+
+
+def underlying_to_dict(state: MarketState, underlying: str) -> dict[str, object]:
+    """What the market agent knows of one underlying from its quotes, as plain data (a table
+    value keyed by the underlying): each source's latest quote, the last good mark, the mark and
+    its STALE flag, the EWMA estimator and the last mark forwarded (conflation). A worker that
+    takes the underlying over after a crash or a rebalance goes on from here, so its marks,
+    volatilities and conflation are the ones the previous owner would have produced."""
+    assert state.oracle is not None
+    quotes = state.oracle.quotes.get(underlying, {})
+    ewma = state.ewma.get(underlying)
+    forwarded = state.forwarded.get(underlying)
+    return {
+        "quotes": {s: [q.price, q.weight, q.ts] for s, q in quotes.items()},
+        "last_mark": state.oracle.last_marks.get(underlying),
+        "mark": state.marks.get(underlying),
+        "stale": underlying in state.stale,
+        "ewma": [ewma.last_price, ewma.last_ts, ewma.daily_var, ewma.weight] if ewma else None,
+        "forwarded": list(forwarded) if forwarded else None,
+    }
+
+
+def load_underlying(state: MarketState, underlying: str, data: Mapping[str, Any]) -> None:
+    """Put one underlying's state (``underlying_to_dict``) back into a market state."""
+    assert state.oracle is not None
+    state.oracle.quotes[underlying] = {
+        str(s): SourceQuote(str(s), float(p), float(w), float(ts))
+        for s, (p, w, ts) in data["quotes"].items()
+    }
+    if data["last_mark"] is not None:
+        state.oracle.last_marks[underlying] = float(data["last_mark"])
+    if data["mark"] is not None:
+        state.marks[underlying] = float(data["mark"])
+    (state.stale.add if data["stale"] else state.stale.discard)(underlying)
+    if data["ewma"] is not None:
+        price, ts, var, weight = data["ewma"]
+        lam = state.params.shortfall.ewma_lambda
+        state.ewma[underlying] = EwmaVolatility(lam, price, ts, var, weight)
+    if data["forwarded"] is not None:
+        mark, ts = data["forwarded"]
+        state.forwarded[underlying] = (float(mark), float(ts))

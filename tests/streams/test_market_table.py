@@ -79,3 +79,39 @@ def test_a_table_from_before_the_split_still_loads() -> None:
     data = load_market(table, 1)
     assert data is not None and data["applied"] == 4
     assert market_to_dict(market_from_dict(data)) == market_to_dict(state)
+
+
+def test_a_market_agent_taking_an_underlying_over_goes_on_as_its_predecessor() -> None:
+    """The quotes, marks, EWMA and conflation of an underlying, read back by a fresh market
+    state (a restarted or new worker), give the very updates the first one would have."""
+    from datetime import UTC, datetime, timedelta
+
+    import orjson
+
+    from streams import records as r
+    from streams.market.state import MarketState, load_underlying, underlying_to_dict
+
+    t0 = datetime(2026, 11, 24, 8, tzinfo=UTC)
+
+    def quote(n: int, source: str) -> r.OraclePrice:
+        price = 100_000.0 * (1.0 + 0.003 * ((n * 7) % 5 - 2)) * (1.0005 if source == "b" else 1)
+        return r.OraclePrice(
+            source=source, underlying="BTC", price=price, ts=t0 + timedelta(seconds=n)
+        )
+
+    first = MarketState()
+    for n in range(40):
+        for source in ("a", "b", "c"):
+            first.on_price(quote(n, source), f"{n}{source}")
+    saved = orjson.dumps(underlying_to_dict(first, "BTC"))
+    second = MarketState()
+    load_underlying(second, "BTC", orjson.loads(saved))
+    for n in range(40, 80):
+        for source in ("a", "b", "c"):
+            one = first.on_price(quote(n, source), f"{n}{source}")
+            two = second.on_price(quote(n, source), f"{n}{source}")
+            if one is None or two is None:
+                assert one is two
+                continue
+            assert (one.mark, one.ewma_vol, one.stale) == (two.mark, two.ewma_vol, two.stale)
+    assert first.ewma["BTC"] == second.ewma["BTC"]

@@ -133,7 +133,7 @@ def test_a_valid_fill_passes_and_is_applied() -> None:
         ({"qty": 1e30}, DlqReason.OUT_OF_RANGE),
         ({"qty": 1_001.0}, DlqReason.OUT_OF_RANGE),  # 100.1 M USD: over 50 x a 2 M book
         ({"fee": -1e12}, DlqReason.OUT_OF_RANGE),
-        ({"fee": 2_002.0}, DlqReason.OUT_OF_RANGE),  # over 2% of 100,000 plus 1
+        ({"fee": 5_002.0}, DlqReason.OUT_OF_RANGE),  # over 5% of 100,000 plus 1
         (
             {"instrument": "BTC-25DEC26-100000-C", "price": 300_001.0, "qty": 0.1},
             DlqReason.OUT_OF_RANGE,
@@ -151,8 +151,8 @@ def test_bounds_just_inside_pass() -> None:
         _fill(fill_id="p1", price=100_000.0 * 2.99),
         _fill(fill_id="p2", price=100_000.0 / 2.99),
         _fill(fill_id="q", qty=999.0, fee=0.0),  # 99.9 M USD: within 50 x the 2 M book
-        _fill(fill_id="fee", fee=2_000.0),
-        _fill(fill_id="rebate", fee=-2_000.0),
+        _fill(fill_id="fee", fee=5_000.0),
+        _fill(fill_id="rebate", fee=-5_000.0),
         _fill(fill_id="old", ts=T0 - timedelta(hours=23)),
         _fill(fill_id="c", instrument="BTC-25DEC26-100000-C", price=5_000.0, qty=0.1),
     ]
