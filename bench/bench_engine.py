@@ -17,6 +17,7 @@ import numpy as np
 
 from bench.report import Row, publish, times
 from engine.book import MarginBook
+from engine.bulk_load import bulk_load
 from engine.instruments import format_expiry, parse_expiry
 from engine.market import AssetMarket, DepthCurve, MarketSnapshot, UnderlyingMarket, VolSurface
 from engine.params import AssetClass, RiskParams
@@ -80,7 +81,7 @@ def random_book(
     qty = np.where(inverse, qty * 10_000, qty)
     book = MarginBook(RiskParams(), bench_market())
     ids = [f"acct-{i}" for i in range(accounts)]
-    book.bulk_load(ids, names, rows, cols, qty, entry)
+    bulk_load(book, ids, names, rows, cols, qty, entry)
     for asset, amount in (("USDC", 50_000.0), ("BTC", 0.5)):
         col = book.asset_column(asset)
         book.collateral[:accounts, col] = rng.uniform(0, 2 * amount, accounts)

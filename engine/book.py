@@ -64,9 +64,9 @@ class MarginBook:
         self.holdings: list[AccountPositions] = []
         self.assets: list[str] = []
         self.asset_index: dict[str, int] = {}
-        self._capacity = 16
-        self.cost = np.zeros(self._capacity)
-        self.collateral = np.zeros((self._capacity, 0))
+        self.capacity = 16
+        self.cost = np.zeros(self.capacity)
+        self.collateral = np.zeros((self.capacity, 0))
         self.underlyings: dict[str, UnderlyingBook] = {}
         self._shortfall = ShortfallCache()
         for name in sorted(market.underlyings):
@@ -86,8 +86,8 @@ class MarginBook:
         if row is not None:
             return row
         row = len(self.accounts)
-        if row >= self._capacity:
-            self._grow(max(2 * self._capacity, row + 1))
+        if row >= self.capacity:
+            self._grow(max(2 * self.capacity, row + 1))
         self.accounts.append(account)
         self.account_index[account] = row
         self.holdings.append(AccountPositions())
@@ -95,12 +95,12 @@ class MarginBook:
 
     def _grow(self, capacity: int) -> None:
         """Grow every per-account array to a new capacity."""
-        extra = capacity - self._capacity
+        extra = capacity - self.capacity
         self.cost = np.concatenate([self.cost, np.zeros(extra)])
         self.collateral = np.vstack([self.collateral, np.zeros((extra, len(self.assets)))])
         for book in self.underlyings.values():
             book.grow(capacity)
-        self._capacity = capacity
+        self.capacity = capacity
 
     def asset_column(self, asset: str) -> int:
         """Column of a collateral asset, adding it when new (its price must be known)."""
@@ -111,7 +111,7 @@ class MarginBook:
         col = len(self.assets)
         self.assets.append(asset)
         self.asset_index[asset] = col
-        self.collateral = np.hstack([self.collateral, np.zeros((self._capacity, 1))])
+        self.collateral = np.hstack([self.collateral, np.zeros((self.capacity, 1))])
         return col
 
     def _price_of(self, asset: str) -> float:
@@ -135,12 +135,12 @@ class MarginBook:
 
     def _add_underlying(self, name: str) -> UnderlyingBook:
         """Track a new underlying (it must be in the market)."""
-        book = UnderlyingBook(name, self._capacity, self.params, self.psr_overrides.get(name))
+        book = UnderlyingBook(name, self.capacity, self.params, self.psr_overrides.get(name))
         self.underlyings = dict(sorted({**self.underlyings, name: book}.items()))
         book.revalue_instruments(self.instruments, self.market)
         return book
 
-    def _underlying(self, name: str) -> UnderlyingBook:
+    def underlying_book(self, name: str) -> UnderlyingBook:
         """The book of an underlying, which must have market data."""
         book = self.underlyings.get(name)
         if book is not None:
@@ -163,7 +163,7 @@ class MarginBook:
             raise InstrumentError(f"{instrument}: spot holdings are collateral, not positions")
         if qty != 0.0 and not entry > 0.0:
             raise ValueError(f"{instrument}: entry price must be positive")
-        book = self._underlying(inst.underlying)
+        book = self.underlying_book(inst.underlying)
         row = self.account_row(account)
         local = book.ensure_instrument(gid, self.instruments, self.market)
         held = self.holdings[row]
@@ -260,7 +260,7 @@ class MarginBook:
                 continue
             if name not in self.underlyings:
                 self._add_underlying(name)
-            self.underlyings[name].revalue(self.instruments, market, self._coin_column(name))
+            self.underlyings[name].revalue(self.instruments, market, self.coin_column(name))
 
     def update_underlying(self, name: str, market: UnderlyingMarket) -> None:
         """Replace one underlying's market data and revalue its accounts."""
@@ -269,18 +269,18 @@ class MarginBook:
     def set_psr(self, underlying: str, psr: float) -> None:
         """Set an underlying's effective PSR (dynamic margin) and revalue it."""
         self.psr_overrides[underlying] = psr
-        book = self._underlying(underlying)
+        book = self.underlying_book(underlying)
         book.set_psr(psr, self.params)
-        book.revalue(self.instruments, self.market, self._coin_column(underlying))
+        book.revalue(self.instruments, self.market, self.coin_column(underlying))
 
     def set_params(self, params: RiskParams) -> None:
         """Apply a new risk-parameter set: every grid and vector is rebuilt."""
         self.params = params
         for name, book in self.underlyings.items():
             book.set_psr(self.psr_overrides.get(name), params)
-            book.revalue(self.instruments, self.market, self._coin_column(name))
+            book.revalue(self.instruments, self.market, self.coin_column(name))
 
-    def _coin_column(self, underlying: str) -> FloatArray | None:
+    def coin_column(self, underlying: str) -> FloatArray | None:
         """The accounts' balances of an underlying's coin, or None when nobody holds it."""
         col = self.asset_index.get(underlying)
         return None if col is None else self.collateral[:, col]
@@ -331,64 +331,6 @@ class MarginBook:
             collateral=self.collateral[rows],
             has_positions=self.has_positions(rows),
         )
-
-    # ----- bulk loading (benchmarks, rebuilds) --------------------------------------------
-
-    def bulk_load(
-        self,
-        accounts: Sequence[str],
-        instruments: Sequence[str],
-        account_rows: np.ndarray,
-        instrument_cols: np.ndarray,
-        qty: np.ndarray,
-        entry: np.ndarray,
-    ) -> None:
-        """Load many positions at once into empty accounts (one sparse build per underlying)."""
-        rows = np.array([self.account_row(a) for a in accounts], dtype=np.int64)[account_rows]
-        gids = np.array([self.instruments.resolve(n) for n in instruments], dtype=np.int64)
-        gid = gids[instrument_cols]
-        for r, g, q, e in zip(
-            rows.tolist(), gid.tolist(), qty.tolist(), entry.tolist(), strict=True
-        ):
-            self.holdings[r].positions[g] = (q, e)
-        by_underlying: dict[str, list[int]] = {}
-        for g in np.unique(gid).tolist():
-            inst = self.instruments.instruments[g]
-            by_underlying.setdefault(inst.underlying, []).append(g)
-        for name, members in by_underlying.items():
-            book = self._underlying(name)
-            for g in members:
-                book.ensure_instrument(g, self.instruments, self.market)
-            mask = np.isin(gid, members)
-            book.bulk_add(rows[mask], gid[mask], qty[mask], entry[mask], self.instruments)
-            self.cost += np.bincount(
-                rows[mask],
-                weights=book.cost_of(gid[mask], qty[mask], entry[mask], self.instruments),
-                minlength=self._capacity,
-            )
-            self._bulk_option_nets(book, rows[mask], gid[mask], qty[mask])
-        for name in by_underlying:
-            self.underlyings[name].revalue(self.instruments, self.market, self._coin_column(name))
-
-    def _bulk_option_nets(
-        self, book: UnderlyingBook, rows: np.ndarray, gid: np.ndarray, qty: np.ndarray
-    ) -> None:
-        """Option bucket nets and short units after a bulk load."""
-        local = np.array([book.local[g] for g in gid.tolist()], dtype=np.int64)
-        is_option = book.option_bucket[local] >= 0
-        sizes = book.arrays.size[local]
-        for r, b, q, s in zip(
-            rows[is_option].tolist(),
-            book.option_bucket[local][is_option].tolist(),
-            qty[is_option].tolist(),
-            sizes[is_option].tolist(),
-            strict=True,
-        ):
-            nets = self.holdings[r].option_nets.setdefault(book.name, {})
-            nets[b] = nets.get(b, 0.0) + q * s
-        for r in np.unique(rows[is_option]).tolist():
-            nets = self.holdings[r].option_nets[book.name]
-            book.short_units[r] = sum(max(-v, 0.0) for v in nets.values())
 
 
 def _exposure(inst: Instrument, qty: float, entry: float) -> float:

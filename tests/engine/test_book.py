@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from engine.book import MarginBook
+from engine.bulk_load import bulk_load
 from engine.margin import AccountMargin
 from engine.params import RiskParams
 from engine.portfolio import Portfolio
@@ -119,7 +120,8 @@ def test_bulk_load_equals_one_by_one() -> None:
             qty.append(x.qty)
             entry.append(x.entry_price)
     bulk = MarginBook(params, market)
-    bulk.bulk_load(
+    bulk_load(
+        bulk,
         [p.account for p in portfolios],
         names,
         np.array(rows),
