@@ -16,12 +16,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 
 from engine.book import MarginBook
 from engine.instruments import Instrument, InstrumentKind
+from streams.accounts.outputs import Output
 from streams.accounts.portfolio import PortfolioRecord
+from streams.accounts.subaccounts import master_of
+from streams.records import AdlCandidate
+from streams.topics.catalog import Topic
 
 
 @dataclass(frozen=True)
@@ -118,3 +123,29 @@ def partition_candidates(
         dict(zip(records, collateral.tolist(), strict=True)),
         per_side,
     )
+
+
+def candidate_outputs(
+    records: Mapping[str, PortfolioRecord],
+    book: MarginBook,
+    per_side: int,
+    partition: int,
+    ts: datetime,
+) -> list[Output]:
+    """A partition's ranked candidates as records for the fund's owner (on the claims topic,
+    keyed by each one's master)."""
+    return [
+        Output(
+            Topic.INSURANCE_CLAIMS,
+            master_of(c.account),
+            AdlCandidate(
+                account=c.account,
+                instrument=c.instrument,
+                qty=c.qty,
+                rank_score=c.score,
+                partition=partition,
+                ts=ts,
+            ),
+        )
+        for c in partition_candidates(records, book, per_side)
+    ]

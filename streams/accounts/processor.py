@@ -19,7 +19,7 @@ from engine.instruments import InstrumentError, InstrumentKind
 from engine.margin import MarginReport
 from engine.risk_arrays import MissingMarketData
 from engine.states import AccountState
-from streams.accounts.adl import partition_candidates
+from streams.accounts.adl import candidate_outputs
 from streams.accounts.dynamic import apply_dynamic_psr
 from streams.accounts.emitter import StatusEmitter, calling
 from streams.accounts.outputs import Applied, InputRef, Output
@@ -31,7 +31,6 @@ from streams.accounts.subaccounts import (
     all_records,
     every_row,
     margined,
-    master_of,
     route,
     rows_of,
 )
@@ -39,7 +38,6 @@ from streams.accounts.validation import check_fill, check_transfer
 from streams.errors import InputRejected
 from streams.market.state import MarketState
 from streams.records import (
-    AdlCandidate,
     CollateralTransfer,
     DlqReason,
     Fill,
@@ -277,22 +275,7 @@ class AccountProcessor:
         priced = {a: r for a, r in rows.items() if a in self.book and a not in self.unpriced}
         if not priced:
             return []
-        found = partition_candidates(priced, self.book, adl.candidates_per_side)
-        return [
-            Output(
-                Topic.INSURANCE_CLAIMS,
-                master_of(c.account),
-                AdlCandidate(
-                    account=c.account,
-                    instrument=c.instrument,
-                    qty=c.qty,
-                    rank_score=c.score,
-                    partition=self.partition,
-                    ts=ts,
-                ),
-            )
-            for c in found
-        ]
+        return candidate_outputs(priced, self.book, adl.candidates_per_side, self.partition, ts)
 
     # ----- outputs ----------------------------------------------------------------------
 
