@@ -20,6 +20,7 @@ from streams.codec.wire import pack
 from streams.records import DlqReason
 from tests.faults.chaos import Chaos, Input
 from tests.faults.scenario import fill_record
+from tests.streams import samples
 
 UNKNOWN_ID = 0x7FFF_FFF0  # 31-bit like the folder's ids; checked to be unregistered
 
@@ -341,15 +342,7 @@ def garbage_quote(c: Chaos, fill: r.Fill, rng: random.Random) -> Input:
 
 def expired_listing(c: Chaos, fill: r.Fill, rng: random.Random) -> Input:
     """A listing of an option that expired in 2019."""
-    listing = r.InstrumentRecord(
-        name="BTC-27DEC19-50000-C",
-        kind="OPTION",
-        underlying="BTC",
-        expiry=datetime(2019, 12, 27, 8, tzinfo=UTC),
-        strike=50_000.0,
-        option_type="CALL",
-        ts=fill.ts,
-    )
+    listing = samples.expired_listing(fill.ts)
     return _bad(c, "instruments", listing.name, listing, DlqReason.EXPIRED_INSTRUMENT)
 
 

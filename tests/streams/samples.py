@@ -247,3 +247,16 @@ def perpetual_market(ts: datetime = TS) -> list[r.MarketUpdate]:
             quote = r.OraclePrice(source=source, underlying=und, price=price, ts=ts)
             updates.append(agent.on_price(quote, f"{source}{und}"))
     return [u for u in updates if u is not None]
+
+
+def expired_listing(ts: datetime) -> r.InstrumentRecord:
+    """A listing sent at ``ts`` of an option that expired in 2019 (EXPIRED_INSTRUMENT)."""
+    return r.InstrumentRecord(
+        name="BTC-27DEC19-50000-C",
+        kind="OPTION",
+        underlying="BTC",
+        expiry=datetime(2019, 12, 27, 8, tzinfo=UTC),
+        strike=50_000.0,
+        option_type="CALL",
+        ts=ts,
+    )

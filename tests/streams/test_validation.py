@@ -16,6 +16,7 @@ from streams.accounts.validation import check_asset, check_key, fill_notional
 from streams.errors import InputRejected
 from streams.market.state import MarketState
 from streams.records import DlqReason
+from tests.streams import samples
 
 T0 = datetime(2026, 11, 24, 8, tzinfo=UTC)
 EXPIRY = datetime(2026, 12, 25, 8, tzinfo=UTC)
@@ -240,15 +241,7 @@ def test_the_market_agent_refuses_a_quote_above_the_cap_and_counts_outliers_by_s
 
 
 def test_a_listing_already_expired_is_refused() -> None:
-    listing = r.InstrumentRecord(
-        name="BTC-27DEC19-50000-C",
-        kind="OPTION",
-        underlying="BTC",
-        expiry=datetime(2019, 12, 27, 8, tzinfo=UTC),
-        strike=50_000.0,
-        option_type="CALL",
-        ts=T0,
-    )
+    listing = samples.expired_listing(T0)
     agent = MarketState()
     with pytest.raises(InputRejected) as err:
         agent.on_instrument(listing, "old")
