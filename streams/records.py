@@ -112,6 +112,15 @@ class TransferKind(StrEnum):
     SETTLEMENT = "SETTLEMENT"
 
 
+class InstrumentState(StrEnum):
+    """Where an instrument is in its life: tradable, past its expiry awaiting the exchange's
+    settlement price, or settled (its positions closed at that price)."""
+
+    LISTED = "LISTED"
+    EXPIRED = "EXPIRED"
+    SETTLED = "SETTLED"
+
+
 class DlqReason(StrEnum):
     """Why a record was rejected (codec failures first, then the processor's own checks)."""
 
@@ -276,17 +285,25 @@ class InstrumentRecord(Record):
     contract_size: Positive = 1.0
     inverse: bool = False
     settlement: str = Field("USD", min_length=1)
+    state: InstrumentState = InstrumentState.LISTED
+    settlement_price: Positive | None = None
     ts: Timestamp
 
     @model_validator(mode="after")
     def _consistent(self) -> InstrumentRecord:
-        """Options need strike, type and expiry; futures need an expiry."""
+        """Options need strike, type and expiry; futures need an expiry; a settlement needs an
+        expiry and its price (and only a settlement has one)."""
         if self.kind is InstrumentKind.OPTION and (
             self.strike is None or self.option_type is None or self.expiry is None
         ):
             raise ValueError("an option needs strike, option_type and expiry")
         if self.kind is InstrumentKind.FUTURE and self.expiry is None:
             raise ValueError("a future needs an expiry")
+        settled = self.state is InstrumentState.SETTLED
+        if settled and (self.expiry is None or self.settlement_price is None):
+            raise ValueError("a SETTLED instrument needs its expiry and settlement_price")
+        if not settled and self.settlement_price is not None:
+            raise ValueError("settlement_price belongs to a SETTLED instrument only")
         return self
 
 

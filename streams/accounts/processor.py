@@ -15,7 +15,7 @@ from datetime import datetime
 import numpy as np
 
 from engine.book import MarginBook
-from engine.instruments import InstrumentError, InstrumentKind
+from engine.instruments import Instrument, InstrumentError, InstrumentKind
 from engine.margin import MarginReport
 from engine.risk_arrays import MissingMarketData
 from engine.states import AccountState
@@ -25,6 +25,7 @@ from streams.accounts.emitter import StatusEmitter, calling
 from streams.accounts.outputs import Applied, InputRef, Output
 from streams.accounts.portfolio import PortfolioRecord, apply_fill
 from streams.accounts.proofs import ProofPublisher
+from streams.accounts.settlement import settle_family
 from streams.accounts.subaccounts import (
     Route,
     SubAccountError,
@@ -63,6 +64,7 @@ class AccountProcessor:
         self.records: dict[str, PortfolioRecord] = {}
         self.unpriced: set[str] = set()
         self.candidates_ts: float | None = None
+        self.settled: set[str] = set()  # masters the last market update settled positions of
         self.prover: ProofPublisher | None = None
         self.emitter = StatusEmitter(market)
         self.book = MarginBook(
@@ -171,15 +173,39 @@ class AccountProcessor:
         if target.shadow is not None:
             apply_fill(target.shadow, inst, fill.signed_qty, fill.price, fill.fee, settlement)
         record.mark_applied(ref.topic, ref.offset, fill.fill_id)
+        late = self._settle_late(record, inst)
         names = set() if inst.kind is InstrumentKind.SPOT else {inst.name}
         synced = [
-            self._sync(r, names=names, assets=set(effect.cash))
+            self._sync(r, full=late, names=names, assets=set(effect.cash))
             for r in (target.margined, target.shadow)
             if r is not None
         ]
         if target.detached or not all(synced):
             self.rebuild()
         return Applied(record, "FILL", ref, fill.ts, self._fee(fill))
+
+    def _settle_late(self, record: PortfolioRecord, inst: Instrument) -> bool:
+        """A fill from before the expiry that reaches the partition after the settlement closes
+        at the settlement price at once (True when it did): no position outlives its
+        instrument."""
+        delivery = self.market.settled.get(inst.name)
+        if delivery is None:
+            return False
+        return bool(settle_family(record, inst, delivery, self.market.params.settlement_currency))
+
+    def _settle_expired(self, update: MarketUpdate) -> set[str]:
+        """A settlement broadcast closes every position in its instrument at the settlement
+        price: the masters whose families held one."""
+        listing = update.instrument
+        if listing is None or listing.settlement_price is None:
+            return set()
+        inst = self.market.instruments.get(listing.name)
+        settlement = self.market.params.settlement_currency
+        return {
+            master.account
+            for master in self.records.values()
+            if settle_family(master, inst, listing.settlement_price, settlement)
+        }
 
     def _fee(self, fill: Fill) -> list[Output]:
         """A LIQUIDATION fill's fee is owed to the insurance fund (its single owner)."""
@@ -247,10 +273,11 @@ class AccountProcessor:
         proofs = self.prover.on_market(self, update) if self.prover else []
         known = set(self.book.underlyings)
         self.market.apply(update)
+        self.settled = self._settle_expired(update)
         snapshot = self.market.snapshot()
         grew = not known >= set(snapshot.underlyings)
-        if self.market.params is not self.book.params or grew:
-            self.rebuild()
+        if self.market.params is not self.book.params or grew or self.settled:
+            self.rebuild()  # (a settlement: the instrument leaves the book with its positions)
         else:
             und = update.underlying
             moved = [und] if und is not None and und in snapshot.underlyings else []
@@ -325,15 +352,20 @@ class AccountProcessor:
         )
 
     def _market_outputs(self, ref: InputRef, ts: datetime) -> list[Output]:
-        """Statuses after a market move: state changes and ratio moves beyond the parameter."""
+        """Statuses after a market move: state changes and ratio moves beyond the parameter;
+        every family a settlement closed positions of says its status."""
         report = self.book.margin()
         family = rows_of(self.records.values())
-        rows = np.array(
-            [i for i, a in enumerate(report.accounts) if a in family and a not in self.unpriced],
-            dtype=np.int64,
+        priced = [
+            i for i, a in enumerate(report.accounts) if a in family and a not in self.unpriced
+        ]
+        settled = [i for i in priced if family[report.accounts[i]].master.account in self.settled]
+        rest = sorted(set(priced) - set(settled))
+        outputs = self.emitter.emit(
+            self.book, report, np.array(settled, np.int64), "SETTLEMENT", ref, ts, True, family
         )
-        return self.emitter.emit(
-            self.book, report, rows, "MARKET", ref, ts, force=False, family=family
+        return outputs + self.emitter.emit(
+            self.book, report, np.array(rest, np.int64), "MARKET", ref, ts, False, family
         )
 
     def on_timer(self, now: float) -> list[Output]:

@@ -129,7 +129,7 @@ class AccountAgent:
         started = time.perf_counter()
         outputs = proc.on_market(update, ref)
         self.metrics.revaluation.observe(time.perf_counter() - started)
-        changed = {o.owner or o.key for o in outputs} & proc.records.keys()
+        changed = ({o.owner or o.key for o in outputs} | proc.settled) & proc.records.keys()
         outbox = self.partitions.outbox
         outbox.market_applied(ref)
         encoded, _ = outbox.file(proc, ref, outputs, self.codec, changed)

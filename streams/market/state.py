@@ -26,6 +26,7 @@ from streams.records import (
     BookDepth,
     DlqReason,
     InstrumentRecord,
+    InstrumentState,
     MarketUpdate,
     MarketUpdateKind,
     OraclePrice,
@@ -85,6 +86,10 @@ class MarketState:
     psr: PsrTracker = field(default_factory=PsrTracker)
     param_versions: dict[str, int] = field(default_factory=dict)
     """The newest version applied of each parameter set name (the set in force included)."""
+    expired: set[str] = field(default_factory=set)
+    """Instruments past their expiry (EXPIRED or SETTLED): no fill is taken on them any more."""
+    settled: dict[str, float] = field(default_factory=dict)
+    """Each settled instrument's delivery price: its positions are closed at it."""
     set_aside: tuple[str, str] | None = None
     """(underlying, source) of the last quote taken when the oracle set it aside as an outlier
     (None when it was used): the market agent counts it."""
@@ -181,14 +186,10 @@ class MarketState:
         )
 
     def on_instrument(self, record: InstrumentRecord, uid: str) -> MarketUpdate:
-        """New reference data (EXPIRED_INSTRUMENT for a listing already expired when sent)."""
-        inst = instrument_of(record)
-        if inst.expiry is not None and inst.expiry <= epoch(record.ts):
-            raise InputRejected(
-                DlqReason.EXPIRED_INSTRUMENT,
-                f"{inst.name} is listed at {record.ts.isoformat()}, after its expiry",
-            )
-        self.instruments.add(inst)
+        """Reference data or a change of an instrument's state, checked (``check_instrument``)
+        and taken."""
+        self.check_instrument(record)
+        self.take_instrument(record)
         return self._update(
             MarketUpdateKind.INSTRUMENT,
             record.ts,
@@ -196,6 +197,51 @@ class MarketState:
             underlying=record.underlying,
             instrument=record,
         )
+
+    def check_instrument(self, record: InstrumentRecord) -> None:
+        """A listing must not be expired when sent, nor of a settled instrument
+        (EXPIRED_INSTRUMENT); an expiry or a settlement comes at or after the expiry
+        (INVALID_VALUE), a settlement once at one price (INVALID_VALUE) within the price band
+        of the underlying's mark (OUT_OF_RANGE)."""
+        name, ts = record.name, epoch(record.ts)
+        expiry = None if record.expiry is None else epoch(record.expiry)
+        if record.state is InstrumentState.LISTED:
+            if name in self.settled or (expiry is not None and expiry <= ts):
+                raise InputRejected(
+                    DlqReason.EXPIRED_INSTRUMENT,
+                    f"{name} is listed at {record.ts.isoformat()}, after its expiry",
+                )
+            return
+        if expiry is None or ts < expiry:
+            raise InputRejected(
+                DlqReason.INVALID_VALUE,
+                f"{name} is {record.state.value} at {record.ts.isoformat()}, before its expiry",
+            )
+        price = record.settlement_price
+        if price is None:
+            return
+        earlier = self.settled.get(name)
+        if earlier is not None and earlier != price:
+            raise InputRejected(
+                DlqReason.INVALID_VALUE, f"{name} was settled at {earlier:g}, not {price:g}"
+            )
+        mark = self.marks.get(record.underlying)
+        ratio = self.params.inputs.price_ratio(record.underlying)
+        if mark is not None and not mark / ratio <= price <= mark * ratio:
+            raise InputRejected(
+                DlqReason.OUT_OF_RANGE,
+                f"{name} settlement price {price:g} beyond {ratio:g} times or a {ratio:g}th of "
+                f"the {record.underlying} mark {mark:g}",
+            )
+
+    def take_instrument(self, record: InstrumentRecord) -> None:
+        """Register the reference data and the instrument's state (unchecked: the broadcast's
+        side takes what the market agent accepted)."""
+        self.instruments.add(instrument_of(record))
+        if record.state is not InstrumentState.LISTED:
+            self.expired.add(record.name)
+        if record.settlement_price is not None:
+            self.settled[record.name] = record.settlement_price
 
     def on_params(self, record: RiskParamsRecord, uid: str) -> MarketUpdate:
         """A new parameter set, governed: pydantic.ValidationError when invalid, ValueError when
@@ -245,7 +291,7 @@ class MarketState:
         elif kind is MarketUpdateKind.VOL and update.vol:
             self.on_vol(update.vol, update.update_id)
         elif kind is MarketUpdateKind.INSTRUMENT and update.instrument:
-            self.on_instrument(update.instrument, update.update_id)
+            self.take_instrument(update.instrument)
         elif kind is MarketUpdateKind.PARAMS and update.params:
             try:
                 self.on_params(update.params, update.update_id)
@@ -320,6 +366,8 @@ MARKET_FIELDS: dict[str, Callable[[MarketState], object]] = {
         for u, v in s.vols.items()
     },
     "instruments": _instrument_rows,
+    "expired": lambda s: sorted(s.expired),
+    "settled": lambda s: s.settled,
     "as_of": lambda s: s.as_of,
     "seq": lambda s: s.seq,
     "psr": lambda s: s.psr.to_dict(),
@@ -361,6 +409,8 @@ def market_from_dict(data: Mapping[str, Any]) -> MarketState:
                 inverse,
             )
         )
+    state.expired = set(data.get("expired", ()))  # absent from a table of before lifecycles
+    state.settled = {str(k): float(v) for k, v in dict(data.get("settled", {})).items()}
     state.as_of = float(data["as_of"])
     state.seq = int(data["seq"])
     state.psr = PsrTracker.from_dict(data.get("psr"))

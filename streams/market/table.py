@@ -26,7 +26,10 @@ PART_KEYS = {
     "reference": "\x00market-reference/{partition}",
     "vols": "\x00market-vols/{partition}",
 }
-PART_FIELDS = {"reference": ("params", "param_versions", "instruments"), "vols": ("vols",)}
+PART_FIELDS = {
+    "reference": ("params", "param_versions", "instruments", "expired", "settled"),
+    "vols": ("vols",),
+}
 LIVE_FIELDS = tuple(
     f for f in MARKET_FIELDS if not any(f in fields for fields in PART_FIELDS.values())
 )

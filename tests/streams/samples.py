@@ -24,6 +24,8 @@ INSTRUMENT = r.InstrumentRecord(
     expiry=datetime(2026, 12, 27, 8, tzinfo=UTC),
     strike=100_000.0,
     option_type="CALL",
+    state="SETTLED",  # (the fields instrument v2 added set: the codec's evolution tests)
+    settlement_price=101_234.5,
     ts=TS,
 )
 PARAMS = r.RiskParamsRecord(name="default", version=2, params_json='{"version": 2}', ts=TS)

@@ -100,13 +100,21 @@ def test_invalid_values_are_rejected_naming_the_field(
 
 
 def test_instrument_kinds_need_their_terms() -> None:
-    """Futures need an expiry, options strike/type/expiry; perpetuals need neither."""
-    future = _with("instruments", kind="FUTURE", strike=None, option_type=None)
+    """Futures need an expiry, options strike/type/expiry; perpetuals need neither; a settlement
+    needs its price, which only a settlement carries."""
+    listed = {"state": "LISTED", "settlement_price": None}
+    future = _with("instruments", kind="FUTURE", strike=None, option_type=None, **listed)
     assert future.kind is InstrumentKind.FUTURE
     with pytest.raises(ValidationError, match="expiry"):
-        _with("instruments", kind="FUTURE", expiry=None, strike=None, option_type=None)
-    perp = _with("instruments", kind="PERPETUAL", expiry=None, strike=None, option_type=None)
+        _with("instruments", kind="FUTURE", expiry=None, strike=None, option_type=None, **listed)
+    perp = _with(
+        "instruments", kind="PERPETUAL", expiry=None, strike=None, option_type=None, **listed
+    )
     assert perp.expiry is None and perp.settlement == "USD" and not perp.inverse
+    with pytest.raises(ValidationError, match="settlement_price"):
+        _with("instruments", settlement_price=None)  # SETTLED without its price
+    with pytest.raises(ValidationError, match="settlement_price"):
+        _with("instruments", state="EXPIRED")  # a price without the settlement
 
 
 def test_adl_candidate_and_market_update_rules() -> None:
