@@ -269,7 +269,9 @@ class InputParams(_Frozen):
     """Bounds on what an account input may carry (streams/accounts/validation.py): an input
     beyond one goes to the dlq (OUT_OF_RANGE, STALE_TIMESTAMP, UNKNOWN_ASSET) and changes
     nothing. Notionals are in USD; overrides by underlying take precedence. ``asset_symbol`` is
-    the pattern a collateral asset's symbol must match (a full match)."""
+    the pattern a collateral asset's symbol must match (a full match). ``hold_s``: how long (event
+    time) an input that raced ahead of its listing or its asset's price is held for them before
+    it goes to the dlq (UNKNOWN_INSTRUMENT, UNKNOWN_ASSET)."""
 
     max_id_length: int = Field(128, ge=8)
     max_notional_usd: float = Field(1e9, gt=0)
@@ -281,6 +283,7 @@ class InputParams(_Frozen):
     max_fee_fraction: float = Field(0.05, ge=0)
     fee_floor_usd: float = Field(1.0, ge=0)
     max_age_s: float = Field(86400.0, gt=0)
+    hold_s: float = Field(60.0, gt=0)
     asset_symbol: str = r"[A-Z0-9]{2,12}"
 
     def max_notional(self, underlying: str) -> float:

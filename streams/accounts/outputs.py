@@ -40,3 +40,4 @@ class Applied:
     ref: InputRef
     ts: datetime
     outputs: list[Output] = field(default_factory=list)  # what comes before the status
+    says_status: bool = True  # False: held (streams/accounts/holding.py), nothing to say yet

@@ -76,6 +76,7 @@ class PortfolioRecord:
     first_ts: float | None = None  # a sub-account's earliest input by event time (epoch s)
     subs: dict[str, PortfolioRecord] = field(default_factory=dict)
     outbox: list[list[Any]] = field(default_factory=list)
+    held: list[list[Any]] = field(default_factory=list)  # inputs awaiting their listing/price
 
     def already_applied(self, topic: str, offset: int, input_id: str) -> str | None:
         """Why an input must not be applied again ('offset' or 'duplicate'), or None."""
@@ -87,10 +88,14 @@ class PortfolioRecord:
 
     def mark_applied(self, topic: str, offset: int, input_id: str) -> None:
         """Record an applied input: its offset and its id in the bounded window."""
-        self.offsets[topic] = max(offset, self.offsets.get(topic, -1))
+        self.mark_offset(topic, offset)
         self.recent_ids.append(input_id)
         if len(self.recent_ids) > RECENT_IDS:
             del self.recent_ids[: len(self.recent_ids) - RECENT_IDS]
+
+    def mark_offset(self, topic: str, offset: int) -> None:
+        """An input of the topic handled up to this offset (a replay of it is skipped)."""
+        self.offsets[topic] = max(offset, self.offsets.get(topic, -1))
 
     def add_collateral(self, asset: str, amount: float) -> None:
         """Move a signed amount of an asset in or out."""
@@ -128,6 +133,7 @@ class PortfolioRecord:
             "first_ts": self.first_ts,
             "subs": {name: sub.to_dict() for name, sub in self.subs.items()},
             "outbox": self.outbox,
+            "held": self.held,
         }
 
     @classmethod
@@ -155,6 +161,7 @@ class PortfolioRecord:
             first_ts=data.get("first_ts"),
             subs={name: cls.from_dict(sub) for name, sub in data.get("subs", {}).items()},
             outbox=list(data.get("outbox", [])),
+            held=list(data.get("held", [])),
         )
 
     def to_json(self) -> bytes:

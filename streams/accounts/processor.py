@@ -9,6 +9,7 @@ agents and the offline demo both drive this class.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -22,6 +23,14 @@ from engine.states import AccountState
 from streams.accounts.adl import candidate_outputs
 from streams.accounts.dynamic import apply_dynamic_psr
 from streams.accounts.emitter import StatusEmitter, calling
+from streams.accounts.holding import (
+    AwaitingReference,
+    Held,
+    held_ids,
+    hold,
+    refused,
+    release,
+)
 from streams.accounts.outputs import Applied, InputRef, Output
 from streams.accounts.portfolio import PortfolioRecord, apply_fill
 from streams.accounts.proofs import ProofPublisher
@@ -64,7 +73,9 @@ class AccountProcessor:
         self.records: dict[str, PortfolioRecord] = {}
         self.unpriced: set[str] = set()
         self.candidates_ts: float | None = None
+        self.touched: set[str] = set()  # masters a market update changed (settled, released)
         self.settled: set[str] = set()  # masters the last market update settled positions of
+        self.holding: set[str] = set()  # masters with held inputs (streams/accounts/holding.py)
         self.prover: ProofPublisher | None = None
         self.emitter = StatusEmitter(market)
         self.book = MarginBook(
@@ -76,6 +87,7 @@ class AccountProcessor:
     def load(self, records: dict[str, PortfolioRecord]) -> None:
         """Rebuild the book from table records (on partition assignment)."""
         self.records = dict(records)
+        self.holding = {a for a, record in self.records.items() if record.held}
         self.rebuild()
 
     def rebuild(self) -> None:
@@ -156,13 +168,31 @@ class AccountProcessor:
         """Apply a fill once; the account's status (and a call on entering MARGIN_CALL)."""
         return self.settle_one(self.apply_fill(fill, ref))
 
-    def apply_fill(self, fill: Fill, ref: InputRef) -> Applied | None:
+    def apply_fill(self, fill: Fill, ref: InputRef, raw: bytes | None = None) -> Applied | None:
         """Apply a fill once, its status left to ``settle`` (None: a replay, skipped); an
-        invalid fill (streams/accounts/validation.py) raises InputRejected, nothing applied."""
+        invalid fill (streams/accounts/validation.py) raises InputRejected, nothing applied;
+        one on an instrument not listed yet is held (streams/accounts/holding.py), with its
+        bytes ``raw`` for the dlq."""
         record = self.records.get(fill.account)
-        if record is not None and record.already_applied(ref.topic, ref.offset, fill.fill_id):
-            self._duplicate(record, fill.fill_id, ref)
+        if record is not None and self._seen(record, ref, fill.fill_id):
             return None
+        try:
+            return self._fill(fill, ref, record)
+        except AwaitingReference as waiting:
+            return self._hold(fill, ref, record, waiting, raw)
+
+    def _seen(self, record: PortfolioRecord, ref: InputRef, input_id: str) -> bool:
+        """True for a replayed offset; DUPLICATE for a known id (applied or held) at a new
+        offset."""
+        if record.already_applied(ref.topic, ref.offset, input_id) or (
+            record.held and input_id in held_ids(record)
+        ):
+            self._duplicate(record, input_id, ref)
+            return True
+        return False
+
+    def _fill(self, fill: Fill, ref: InputRef, record: PortfolioRecord | None) -> Applied:
+        """Check and apply a fill (a released one too: its offset was counted when held)."""
         inst = check_fill(fill, self.market)
         record = record if record is not None else self._record(fill.account)
         target = self._route(record, fill.sub_account, fill.isolated, fill.ts)
@@ -183,6 +213,33 @@ class AccountProcessor:
         if target.detached or not all(synced):
             self.rebuild()
         return Applied(record, "FILL", ref, fill.ts, self._fee(fill))
+
+    def _hold(
+        self,
+        value: Fill | CollateralTransfer,
+        ref: InputRef,
+        record: PortfolioRecord | None,
+        waiting: AwaitingReference,
+        raw: bytes | None,
+    ) -> Applied:
+        """Keep an input that waits for its listing or its asset in its record; nothing to say
+        until it is released."""
+        record = record if record is not None else self._record(value.account)
+        hold(record, ref, value, waiting, self.market, raw)
+        self.holding.add(record.account)
+        return Applied(record, "HELD", ref, value.ts, says_status=False)
+
+    def _apply_held(self, record: PortfolioRecord, held: Held, ts: datetime) -> list[Output]:
+        """A released input through the checks and applied: its outputs, or its dlq record."""
+        try:
+            if isinstance(held.value, Fill):
+                applied = self._fill(held.value, held.ref, record)
+            else:
+                applied = self._transfer(held.value, held.ref, record)
+        except (InputRejected, AwaitingReference) as exc:
+            reason = exc.reason
+            return [Output(Topic.DLQ, record.account, refused(held, reason, exc.detail, ts))]
+        return self.settle_one(applied)
 
     def _settle_late(self, record: PortfolioRecord, inst: Instrument) -> bool:
         """A fill from before the expiry that reaches the partition after the settlement closes
@@ -236,15 +293,24 @@ class AccountProcessor:
         """Apply a collateral transfer once; the account's status."""
         return self.settle_one(self.apply_transfer(transfer, ref))
 
-    def apply_transfer(self, transfer: CollateralTransfer, ref: InputRef) -> Applied | None:
+    def apply_transfer(
+        self, transfer: CollateralTransfer, ref: InputRef, raw: bytes | None = None
+    ) -> Applied | None:
         """Apply a collateral transfer once, its status left to ``settle`` (None: a replay); an
-        invalid one raises InputRejected, nothing applied."""
+        invalid one raises InputRejected, nothing applied; one of an asset nobody prices or
+        lists yet is held."""
         record = self.records.get(transfer.account)
-        if record is not None and record.already_applied(
-            ref.topic, ref.offset, transfer.transfer_id
-        ):
-            self._duplicate(record, transfer.transfer_id, ref)
+        if record is not None and self._seen(record, ref, transfer.transfer_id):
             return None
+        try:
+            return self._transfer(transfer, ref, record)
+        except AwaitingReference as waiting:
+            return self._hold(transfer, ref, record, waiting, raw)
+
+    def _transfer(
+        self, transfer: CollateralTransfer, ref: InputRef, record: PortfolioRecord | None
+    ) -> Applied:
+        """Check and apply a transfer (a released one too)."""
         check_transfer(transfer, self.market)
         record = record if record is not None else self._record(transfer.account)
         asset = transfer.asset
@@ -274,6 +340,7 @@ class AccountProcessor:
         known = set(self.book.underlyings)
         self.market.apply(update)
         self.settled = self._settle_expired(update)
+        self.touched = set(self.settled)
         snapshot = self.market.snapshot()
         grew = not known >= set(snapshot.underlyings)
         if self.market.params is not self.book.params or grew or self.settled:
@@ -288,7 +355,14 @@ class AccountProcessor:
                 self._sync(rows[account], full=True)
         if not self.records:
             return proofs
-        return proofs + self._candidates(update.ts) + self._market_outputs(ref, update.ts)
+        released: list[Output] = []
+        if self.holding:
+            apply = functools.partial(self._apply_held, ts=update.ts)
+            released, changed = release(self.records, self.holding, self.market, update.ts, apply)
+            self.touched |= changed
+        return (
+            proofs + released + self._candidates(update.ts) + self._market_outputs(ref, update.ts)
+        )
 
     def _candidates(self, ts: datetime) -> list[Output]:
         """This partition's ADL candidates for the fund's owner, once per interval of event
@@ -316,6 +390,13 @@ class AccountProcessor:
         return self.settle([applied])[0] if applied is not None else []
 
     def settle(self, applied: Sequence[Applied]) -> list[list[Output]]:
+        """The outputs of applied inputs of distinct accounts, in order (``_statuses``); a held
+        input has none yet."""
+        saying = [a for a in applied if a.says_status]
+        said = iter(self._statuses(saying) if saying else [])
+        return [next(said) if a.says_status else a.outputs for a in applied]
+
+    def _statuses(self, applied: Sequence[Applied]) -> list[list[Output]]:
         """The outputs of applied inputs of distinct accounts, in order: each one's own (a
         fee), then its family's status (master, isolated subs). A few accounts take the
         one-account margin path each; more take one vectorised pass (``ONE_PASS_FROM``)."""

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 from engine.instruments import Instrument, InstrumentError, InstrumentKind
 from engine.params import InputParams
+from streams.accounts.holding import AwaitingReference, is_known_asset, is_listed
 from streams.errors import InputRejected
 from streams.market.state import MarketState
 from streams.records import CollateralTransfer, DlqReason, Fill
@@ -58,7 +59,8 @@ def check_time(ts: datetime, market: MarketState, limits: InputParams) -> None:
 
 def live_instrument(fill: Fill, market: MarketState) -> Instrument:
     """The fill's instrument (UNKNOWN_INSTRUMENT when its name means nothing), not expired at
-    the fill's time (EXPIRED_INSTRUMENT)."""
+    the fill's time (EXPIRED_INSTRUMENT), listed (else AwaitingReference: the fill is held for
+    its listing, streams/accounts/holding.py)."""
     try:
         inst = market.instruments.get(fill.instrument)
     except InstrumentError as exc:
@@ -69,6 +71,8 @@ def live_instrument(fill: Fill, market: MarketState) -> Instrument:
             DlqReason.EXPIRED_INSTRUMENT,
             f"{inst.name} expired at {expired}, before the fill at {fill.ts.isoformat()}",
         )
+    if not is_listed(inst, market):
+        raise AwaitingReference(DlqReason.UNKNOWN_INSTRUMENT, f"{inst.name} is not listed")
     return inst
 
 
@@ -162,8 +166,8 @@ def _check_depth(
 
 def check_asset(asset: str, limits: InputParams) -> None:
     """A collateral symbol as the venue writes them (``inputs.asset_symbol``: 'usdc' is not
-    'USDC'), else UNKNOWN_ASSET. Whether anyone prices it is not asked here: a deposit may race
-    ahead of its coin's first quote or listing, and waits for them unpriced."""
+    'USDC'), else UNKNOWN_ASSET at once. A symbol nobody prices or lists yet is held for them
+    (``check_transfer``)."""
     if re.fullmatch(limits.asset_symbol, asset) is None:
         raise InputRejected(
             DlqReason.UNKNOWN_ASSET,
@@ -182,6 +186,10 @@ def check_transfer(transfer: CollateralTransfer, market: MarketState) -> None:
     )
     check_time(transfer.ts, market, limits)
     check_asset(transfer.asset, limits)
+    if not is_known_asset(transfer.asset, market):
+        raise AwaitingReference(
+            DlqReason.UNKNOWN_ASSET, f"{transfer.asset} is neither priced nor listed"
+        )
     params = market.params
     stable = transfer.asset == params.settlement_currency or transfer.asset in params.stablecoins
     price = 1.0 if stable else market.marks.get(transfer.asset)

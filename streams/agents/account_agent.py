@@ -32,7 +32,7 @@ from streams.agents.sender import Sender
 from streams.codec import AvroCodec
 from streams.kafka_io import read_range
 from streams.market.state import MarketState
-from streams.records import CollateralTransfer, Fill, MarketUpdate, Record
+from streams.records import CollateralTransfer, DlqRecord, Fill, MarketUpdate, Record
 from streams.topics.catalog import FUND_INPUTS, Topic
 
 log = logging.getLogger("spma")
@@ -121,7 +121,7 @@ class AccountAgent:
         if isinstance(value, MarketUpdate):
             self.apply_market(proc, ref, value)
             return "applied"
-        return self.apply_account(proc, ref, value, msg.key)
+        return self.apply_account(proc, ref, value, msg.key, msg.value)
 
     def apply_market(self, proc: AccountProcessor, ref: InputRef, update: MarketUpdate) -> None:
         """Settle the partition's wave, revalue its accounts, file, persist and queue."""
@@ -129,7 +129,10 @@ class AccountAgent:
         started = time.perf_counter()
         outputs = proc.on_market(update, ref)
         self.metrics.revaluation.observe(time.perf_counter() - started)
-        changed = ({o.owner or o.key for o in outputs} | proc.settled) & proc.records.keys()
+        for out in outputs:  # held inputs refused at their release or deadline
+            if isinstance(out.record, DlqRecord):
+                self.metrics.rejected(out.record.reason)
+        changed = ({o.owner or o.key for o in outputs} | proc.touched) & proc.records.keys()
         outbox = self.partitions.outbox
         outbox.market_applied(ref)
         encoded, _ = outbox.file(proc, ref, outputs, self.codec, changed)
@@ -138,19 +141,24 @@ class AccountAgent:
         self.batch.send(ref, encoded)
 
     def apply_account(
-        self, proc: AccountProcessor, ref: InputRef, value: Record, key: bytes | None
+        self,
+        proc: AccountProcessor,
+        ref: InputRef,
+        value: Record,
+        key: bytes | None,
+        raw: bytes | None,
     ) -> str:
-        """Apply a fill or a transfer keyed by its own account; its status waits for the
-        partition's wave."""
+        """Apply a fill or a transfer keyed by its own account (or hold it for its reference,
+        its bytes kept for the dlq); its status waits for the partition's wave."""
         assert isinstance(value, Fill | CollateralTransfer)
         check_key(key, value.account)
         self.clock.check(value.ts, self.market.params.status.future_ts_tolerance_s)
         if self.batch.waiting(proc.partition, value.account):
             self.settle_wave(proc.partition)
         if isinstance(value, Fill):
-            applied = proc.apply_fill(value, ref)
+            applied = proc.apply_fill(value, ref, raw)
         else:
-            applied = proc.apply_transfer(value, ref)
+            applied = proc.apply_transfer(value, ref, raw)
         if applied is None:  # an offset already applied (the outbox check saw it first)
             return "duplicate"
         self.batch.join(proc, applied)

@@ -83,10 +83,8 @@ def negative_qty(c: Chaos, fill: r.Fill, rng: random.Random) -> Input:
 
 
 def unknown_instrument(c: Chaos, fill: r.Fill, rng: random.Random) -> Input:
-    """A valid fill of an instrument no reference data lists and whose name does not parse.
-
-    (A well-formed name such as DOGE-PERPETUAL is taken without reference data, by design: a
-    fill may race ahead of its instrument's broadcast; the account waits unpriced for it.)"""
+    """A valid fill of an instrument no reference data lists and whose name does not parse:
+    refused at once (a well-formed name nobody lists: ``unlisted_instrument``)."""
     bad = fill.model_copy(update={"instrument": "BTC-NOTLISTED"})
     return Input(
         "fills", fill.account, c.codec.encode("fills", bad), bad, DlqReason.UNKNOWN_INSTRUMENT
@@ -299,6 +297,22 @@ def lowercase_asset(c: Chaos, fill: r.Fill, rng: random.Random) -> Input:
     return _transfer_with(c, fill, DlqReason.UNKNOWN_ASSET, asset="usdc")
 
 
+def unlisted_instrument(c: Chaos, fill: r.Fill, rng: random.Random) -> Input:
+    """A fill on DOGE-PERPETUAL, well formed but listed by nobody: held for its listing (it may
+    race ahead of it), refused once the partition's event time passes ``inputs.hold_s``."""
+    return _fill_with(c, fill, DlqReason.UNKNOWN_INSTRUMENT, instrument="DOGE-PERPETUAL", price=0.2)
+
+
+def unpriced_asset(c: Chaos, fill: r.Fill, rng: random.Random) -> Input:
+    """A deposit of DOGE, a symbol nobody prices or lists: held, refused at its deadline."""
+    return _transfer_with(c, fill, DlqReason.UNKNOWN_ASSET, asset="DOGE")
+
+
+HELD = {DlqReason.UNKNOWN_INSTRUMENT, DlqReason.UNKNOWN_ASSET}
+"""The reasons of inputs a partition holds before it refuses them (an offline replay holds them
+too: their offsets count as handled)."""
+
+
 def huge_deposit(c: Chaos, fill: r.Fill, rng: random.Random) -> Input:
     """A deposit of 1e30 USDC."""
     return _transfer_with(c, fill, DlqReason.OUT_OF_RANGE, amount=1e30)
@@ -387,6 +401,8 @@ MAKERS: tuple[Maker, ...] = (
     key_mismatch_transfer,
     unknown_asset,
     lowercase_asset,
+    unlisted_instrument,
+    unpriced_asset,
     huge_deposit,
     long_transfer_id,
     stale_transfer,

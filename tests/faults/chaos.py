@@ -24,9 +24,10 @@ import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from streams import records as r
-from streams.accounts.outputs import InputRef
+from streams.accounts.outputs import InputRef, Output
 from streams.accounts.portfolio import PortfolioRecord
 from streams.accounts.processor import AccountProcessor
+from streams.errors import InputRejected
 from streams.kafka_io import Received, flush
 from streams.market.state import MarketState
 from tests.streams.worker_harness import Collector, Harness
@@ -319,31 +320,52 @@ class Chaos:
             time.sleep(1.0)
 
 
-def replay(chaos: Chaos, broadcasts: list[Received], sent: list[Sent]) -> Replay:
+def replay(
+    chaos: Chaos,
+    broadcasts: list[Received],
+    sent: list[Sent],
+    held: Iterable[r.DlqReason] = (),
+) -> Replay:
     """Apply the good inputs offline, as each partition saw them: its market broadcasts, then
-    collateral, then fills, each in offset order, through AccountProcessor."""
+    collateral, then fills, each in offset order, through AccountProcessor. Bad inputs whose
+    reason is in ``held`` go through it too (a partition holds them before it refuses them, and
+    their offsets count as handled); one it refuses at once is skipped."""
     out = Replay()
     order = {"collateral": 0, "fills": 1}
+    held = set(held)
     for partition in range(chaos.settings.partitions):
         proc = AccountProcessor(partition, MarketState())
         for m in sorted((b for b in broadcasts if b.partition == partition), key=_offset):
             update = chaos.codec.decode("market-broadcast", m.value)
             assert isinstance(update, r.MarketUpdate)
             proc.on_market(update, InputRef(m.topic, partition, m.offset))
-        mine = [s for s in sent if s.partition == partition and s.good and s.input.topic in order]
+        mine = [
+            s
+            for s in sent
+            if s.partition == partition
+            and s.input.topic in order
+            and (s.good or (s.input.reason in held and s.input.record is not None))
+        ]
         for s in sorted(mine, key=lambda s: (order[s.input.topic], s.offset)):
             ref = InputRef(chaos.settings.topic(s.input.topic), partition, s.offset)
-            value = s.input.record
-            if isinstance(value, r.Fill):
-                outputs = proc.on_fill(value, ref)
-            else:
-                assert isinstance(value, r.CollateralTransfer)
-                outputs = proc.on_transfer(value, ref)
+            try:
+                outputs = _apply(proc, s.input.record, ref)
+            except InputRejected:
+                assert not s.good, s
+                continue
             for o in outputs:
                 if isinstance(o.record, r.MarginStatus):
                     out.statuses[o.key] = o.record
         out.records.update(proc.records)
     return out
+
+
+def _apply(proc: AccountProcessor, value: r.Record | None, ref: InputRef) -> list[Output]:
+    """A fill or a transfer through the processor: its outputs."""
+    if isinstance(value, r.Fill):
+        return proc.on_fill(value, ref)
+    assert isinstance(value, r.CollateralTransfer)
+    return proc.on_transfer(value, ref)
 
 
 def _offset(m: Received) -> int:

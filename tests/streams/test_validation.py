@@ -185,12 +185,8 @@ def test_a_transfer_beyond_a_bound_is_refused(
     assert _refused(_partition(), _deposit(**({"transfer_id": "t2"} | changes))) is reason
 
 
-def test_a_coin_nobody_prices_yet_is_taken_and_waits_for_its_market() -> None:
-    """A deposit may race ahead of its coin's first quote or listing: it is applied, and the
-    account waits unpriced (no status) until the market values it."""
-    proc = _partition()
-    applied = proc.apply_transfer(_deposit(transfer_id="sol", asset="SOL"), InputRef("c", 0, 1))
-    assert applied is not None and "x" in proc.unpriced
+def test_a_collateral_symbol_is_upper_case_letters_and_digits() -> None:
+    """(A symbol nobody prices yet is held for its market: tests/streams/test_holding.py.)"""
     assert check_asset_ok("SOL") and not check_asset_ok("sol") and not check_asset_ok("S")
 
 
