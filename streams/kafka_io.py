@@ -169,3 +169,45 @@ def read_range(
     finally:
         consumer.close()
     raise KafkaException(f"{topic}:{partition}: offsets {start} to {end} not read in {timeout_s} s")
+
+
+def read_tails(
+    settings: Settings,
+    topic: str,
+    partitions: Iterable[int],
+    last: int | None = None,
+    quiet_s: float = 0.3,
+    timeout_s: float = 30.0,
+) -> list[Received]:
+    """Some partitions' records (a full topic name): each one's ``last`` records before the end
+    the broker reports (all when None), and on past those ends until nothing new comes for
+    ``quiet_s``: a broker may report an end short of what it acknowledged (Tansu does), so the
+    reported end alone is not trusted. One consumer by assignment, no group join;
+    KafkaException if it never goes quiet."""
+    consumer = make_consumer(settings, f"spma-tail-{uuid.uuid4().hex[:8]}")
+    try:
+        ends: dict[int, int] = {}
+        starts = []
+        for partition in sorted(set(partitions)):
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), 10.0)
+            start = low if last is None else max(low, high - last)
+            if start < high:
+                ends[partition] = high
+            starts.append(TopicPartition(topic, partition, start))
+        consumer.assign(starts)
+        found: list[Received] = []
+        deadline = time.monotonic() + timeout_s
+        quiet_since = time.monotonic()
+        while time.monotonic() < deadline:
+            fresh = [m for m in consumer.consume(500, timeout=0.1) if m.error() is None]
+            for m in fresh:
+                found.append(received(m))
+                if found[-1].offset + 1 >= ends.get(found[-1].partition, 0):
+                    ends.pop(found[-1].partition, None)
+            if fresh:
+                quiet_since = time.monotonic()
+            elif not ends and time.monotonic() - quiet_since >= quiet_s:
+                return found
+    finally:
+        consumer.close()
+    raise KafkaException(f"{topic}: partitions not read to quiet within {timeout_s} s")

@@ -229,6 +229,29 @@ class Outbox:
         self.expect(ref, len(encoded))
         return encoded, bool(rest)
 
+    def unsent(self, proc: AccountProcessor) -> list[tuple[InputRef, list[Encoded]]]:
+        """Everything a partition's outboxes keep, by input, expected from now on: when a
+        partition is taken over, whatever its previous owner filed and may not have delivered
+        goes out again at once, byte for byte. A replay would send it too, but only if the
+        consumer hands the input over again, which it may not (it has skipped records after a
+        restart); and the first offset this process reads is then no proof that the earlier
+        inputs' outputs are on the broker."""
+        from streams.accounts.outputs import InputRef
+
+        found: dict[tuple[str, int, int], list[Encoded]] = {}
+        outboxes = [
+            self.entries.get(proc.partition, []),
+            *(r.outbox for r in proc.records.values()),
+        ]
+        for outbox in outboxes:
+            for t, p, o, packed in outbox:
+                encoded = [Encoded(ot, key, base64.b64decode(value)) for ot, key, value in packed]
+                found.setdefault((t, p, o), []).extend(encoded)
+        unsent = [(InputRef(*where), outputs) for where, outputs in sorted(found.items())]
+        for ref, outputs in unsent:
+            self.expect(ref, len(outputs))
+        return unsent
+
     def expect(self, ref: InputRef, count: int) -> None:
         """Outputs of an input will be handed to the producer at the batch's end: pending."""
         self.deliveries.expect(ref.topic, ref.partition, ref.offset, count)

@@ -46,7 +46,7 @@ from streams.accounts.subaccounts import (
 )
 from streams.accounts.validation import check_fill, check_transfer
 from streams.errors import InputRejected
-from streams.market.state import MarketState
+from streams.market.state import MarketState, update_origin
 from streams.records import (
     CollateralTransfer,
     DlqReason,
@@ -62,6 +62,16 @@ ONE_PASS_FROM = 16
 """Accounts from which a wave's margin takes one vectorised pass: below, the one-account path
 each is faster (a pass costs ~400 us whatever its size, then ~15 us an account; the one-account
 path ~47 us; 2,000 accounts x 3 positions, bench/bench_engine.py's book)."""
+
+
+def cause_of(update: MarketUpdate, ref: InputRef) -> InputRef:
+    """The market input a broadcast came from (its update id), else the broadcast itself."""
+    origin = update_origin(update.update_id)
+    if origin is None:
+        return ref
+    source, offset = origin
+    topic, _, partition = source.rpartition(":")
+    return InputRef(topic, int(partition), offset) if partition.isdigit() else ref
 
 
 class AccountProcessor:
@@ -335,7 +345,12 @@ class AccountProcessor:
         raise InputRejected(DlqReason.DUPLICATE, f"id {input_id} was already applied")
 
     def on_market(self, update: MarketUpdate, ref: InputRef) -> list[Output]:
-        """Apply a market update and revalue the accounts exposed to it in one pass."""
+        """Apply a market update once (a re-broadcast of a market input already applied gives
+        nothing) and revalue the accounts exposed to it in one pass. Its outputs name the market
+        input as their cause, so their ids do not depend on where a broadcast landed."""
+        if not self.market.first_time(update):
+            return []
+        ref = cause_of(update, ref)
         proofs = self.prover.on_market(self, update) if self.prover else []
         known = set(self.book.underlyings)
         self.market.apply(update)

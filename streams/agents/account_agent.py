@@ -28,6 +28,7 @@ from streams.agents.guard import WAITING, Guard, Replayed
 from streams.agents.metrics import WorkerMetrics
 from streams.agents.partitions import Partitions
 from streams.agents.private import add_gap, writing_to
+from streams.agents.recovery import RecoveryCheck
 from streams.agents.sender import Sender
 from streams.codec import AvroCodec
 from streams.kafka_io import read_range
@@ -65,6 +66,8 @@ class AccountAgent:
         self.batch = AccountBatch()
         self.prefix = settings.topic_prefix
         self.fills_topic = settings.topic(Topic.FILLS)
+        catchup = metrics.catchup.labels("portfolios")
+        self.recovery = RecoveryCheck(settings, partitions.table, catchup)  # before a processor
 
     # ----- a batch ---------------------------------------------------------------------------
 
@@ -94,9 +97,12 @@ class AccountAgent:
         self.partitions.save_rejected(msg.topic, msg.partition, msg.offset)
 
     async def send_batch(self, batch: AccountBatch) -> None:
-        """Hand a batch's outputs to the producer in input order; each input's stay pending in
-        the outbox until acknowledged. Outputs of a partition revoked meanwhile go out too: a
-        consumer drops a copy by its id, nobody can restore a loss."""
+        """Hand a batch's outputs to the producer in input order, once the table writes that
+        file them are acknowledged; each input's stay pending in the outbox until acknowledged.
+        Outputs of a partition revoked meanwhile go out too: a consumer drops a copy by its id,
+        nobody can restore a loss."""
+        if batch.sends:
+            await self.sender.after_table_writes()
         for ref, outputs in batch.sends:
             futures = await self.sender.hand_over(outputs)
             if any(out.topic in FUND_INPUTS for out in outputs):  # on their way to the fund
@@ -203,11 +209,22 @@ class AccountAgent:
 
     # ----- order -----------------------------------------------------------------------------
 
+    def held_partitions(self) -> set[int]:
+        """The account partitions this worker holds (checked together on first use)."""
+        actives = self.sender.app.assignor.assigned_actives()
+        return {tp.partition for tp in actives if tp.topic == self.fills_topic}
+
     async def in_order(self, ref: InputRef) -> AccountProcessor:
         """Handle the partition's earlier inputs first: when the consumer hands over an input
         past a hole (it skipped records, streams/accounts/cursor.py), read the hole from the
         broker and handle each record of it in order, then tell the consumer they are done. The
-        partition's processor (after any await: a rebalance may have rebuilt it)."""
+        partition's processor (after any await: a rebalance may have rebuilt it). A partition's
+        table is checked against its changelog before its processor is built from it."""
+        if ref.partition not in self.partitions.processors:
+            self.recovery.ensure(ref.partition, self.held_partitions())
+            proc = self.partitions.processor(ref.partition)
+            for unsent in self.partitions.outbox.unsent(proc):
+                self.batch.send(*unsent)
         proc, want = self.partitions.admit(ref)
         if want is None:
             return proc

@@ -13,6 +13,7 @@ import orjson
 from infra.settings import Settings
 from streams.accounts.outbox import Encoded
 from streams.agents.private import writing_to
+from streams.agents.recovery import RecoveryCheck
 from streams.agents.sender import Sender
 from streams.codec import AvroCodec
 from streams.fund.outbox import FundOutbox
@@ -41,14 +42,18 @@ class FundAgent:
         self.owner: FundOwner | None = None  # held only by the worker that reads the topic
         self.outbox = FundOutbox()
         self.event_at = 0.0  # monotonic time of the last claims-topic event read or sent
+        catchup = sender.metrics.catchup.labels("insurance-fund-state")
+        self.recovery = RecoveryCheck(settings, table, catchup)  # checked before it is used
 
     def heard(self) -> None:
         """A claims-topic event was read or sent: the topic is not quiet."""
         self.event_at = time.monotonic()
 
     def reset(self) -> None:
-        """Forget the state after a rebalance (the next event restores it from the table)."""
+        """Forget the state after a rebalance (the next event restores it from the table, checked
+        against its changelog first)."""
         self.owner = None
+        self.recovery.forget({0})
 
     def restore(self) -> FundOwner:
         """The fund's state, restored from its table the first time it is needed."""
@@ -72,6 +77,8 @@ class FundAgent:
         value = self.codec.decode(Topic.INSURANCE_CLAIMS, msg.value)
         assert isinstance(value, InsuranceClaim | LiquidationFee | AdlCandidate)
         check_fund_input(value)
+        if self.owner is None:
+            self.recovery.ensure(0)
         owner = self.restore()
         self.outbox.handling(msg.topic, msg.offset)
         if self.outbox.replayed(msg.offset):
@@ -94,6 +101,8 @@ class FundAgent:
         self.outbox.file(msg.topic, msg.offset, encoded)
         if outputs or not isinstance(value, AdlCandidate):
             self.save(owner)
+        if encoded:  # the state that files them first (Sender.after_table_writes)
+            await self.sender.after_table_writes()
         await self.send(msg.topic, msg.offset, encoded)
         return "applied"
 
@@ -123,4 +132,5 @@ class FundAgent:
             # A timer has no current event to pick the partition: the fund's table has one.
             with writing_to(self.settings.topic(Topic.INSURANCE_CLAIMS), 0):
                 self.save(owner)
+            await self.sender.after_table_writes()
             await self.sender.send(outputs)

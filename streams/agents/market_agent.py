@@ -99,12 +99,24 @@ class MarketAgent:
         if isinstance(value, RiskParamsRecord):
             self.restore_params()
         update = self.apply(value, f"{msg.topic}:{msg.partition}:{msg.offset}", topic)
-        if update is None:
-            return "conflated"
-        if isinstance(value, RiskParamsRecord):
+        if update is not None:
+            await self.send(update)
+            await self.broadcast.app.producer.flush()
+        self.persist(value, update)
+        return "conflated" if update is None else "applied"
+
+    def persist(self, value: MarketRecord, update: MarketUpdate | None) -> None:
+        """Write what the input changed to the agent's tables, after its broadcast is
+        acknowledged: a crash in between leaves the tables behind, so the input is read again
+        and broadcast again under the same update id, which every partition applies once
+        (``MarketState.first_time``); tables ahead of a lost broadcast would drop it for good."""
+        if isinstance(value, OraclePrice):
+            underlying = value.underlying
+            self.quotes_table[underlying] = orjson.dumps(
+                underlying_to_dict(self.market, underlying)
+            )
+        elif isinstance(value, RiskParamsRecord) and update is not None:
             self.save_params()
-        await self.send(update)
-        return "applied"
 
     def apply(self, value: MarketRecord, uid: str, topic: str) -> MarketUpdate | None:
         """The market state's verdict on an input: the update to broadcast, None when it is
@@ -133,8 +145,8 @@ class MarketAgent:
 
     def on_price(self, price: OraclePrice, uid: str) -> MarketUpdate | None:
         """A quote through the oracle, its underlying's state read back from the table first
-        (once after an assignment) and written back after: a restart or a takeover changes no
-        mark, volatility or conflation."""
+        (once after an assignment) and written back once broadcast (``persist``): a restart or
+        a takeover changes no mark, volatility or conflation."""
         underlying = price.underlying
         if underlying not in self.restored:
             raw = self.quotes_table.get(underlying)
@@ -142,7 +154,6 @@ class MarketAgent:
                 load_underlying(self.market, underlying, orjson.loads(raw))
             self.restored.add(underlying)
         update = self.market.on_price(price, uid)
-        self.quotes_table[underlying] = orjson.dumps(underlying_to_dict(self.market, underlying))
         if self.market.set_aside is not None:
             self.metrics.set_aside(*self.market.set_aside)
         return update

@@ -17,6 +17,8 @@ Names:
 - ``spma_revaluation_seconds``: time of a partition's revaluation on one market update;
 - ``spma_dlq_records_total{reason}``: records sent to the dlq, by reason;
 - ``spma_outputs_total{topic}``: records sent, by logical topic;
+- ``spma_table_catchup_keys_total{table}``: keys a table lacked of its changelog's latest writes
+  when the worker checked it before use, written from the changelog (streams/agents/recovery.py);
 - ``spma_accounts{state}``: margined accounts (masters and isolated sub-accounts) by state, over
   the partitions this worker owns;
 - ``spma_insurance_fund_balance{currency}``: the fund's balance, on the worker that owns it.
@@ -81,6 +83,12 @@ class WorkerMetrics:
             "spma_dlq_records",
             "Records sent to the dlq, by reason",
             ("reason",),
+            registry=self.registry,
+        )
+        self.catchup = Counter(
+            "spma_table_catchup_keys",
+            "Keys a table lacked of its changelog when checked before use, caught up from it",
+            ("table",),
             registry=self.registry,
         )
         self.outputs = Counter(

@@ -49,6 +49,7 @@ class Partitions:
         market = market_from_dict(state) if state else MarketState()
         self.outbox.load(partition, state)
         proc = AccountProcessor(partition, market)
+        proc.candidates_ts = state.get("candidates_ts") if state else None  # not sent again
         proc.prover = publisher(self.settings)
         records = self.records_of(partition)
         proc.load(records)
@@ -104,8 +105,8 @@ class Partitions:
         for account in accounts:
             self.table[account] = proc.records[account].to_json()
         if market:
-            outbox = self.outbox.dump(proc.partition)
-            self.market_table.save(proc.partition, proc.market, outbox, kinds)
+            extra = self.outbox.dump(proc.partition) | {"candidates_ts": proc.candidates_ts}
+            self.market_table.save(proc.partition, proc.market, extra, kinds)
 
     def save_rejected(self, topic: str, partition: int, offset: int) -> None:
         """Record a rejected input in the cursor and its table entry."""

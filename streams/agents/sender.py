@@ -3,6 +3,8 @@ wants, counted by topic."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import zlib
 from typing import Any
 
@@ -14,6 +16,8 @@ from streams.accounts.outputs import Output
 from streams.agents.metrics import WorkerMetrics
 from streams.codec import AvroCodec
 from streams.topics.catalog import ACCOUNT_KEYED
+
+log = logging.getLogger("spma")
 
 
 class Sender:
@@ -30,6 +34,20 @@ class Sender:
     def encoded(self, out: Output) -> Encoded:
         """An output ready to send."""
         return Encoded(out.topic, out.key, self.codec.encode(out.topic, out.record))
+
+    async def after_table_writes(self) -> None:
+        """Wait until every table write made so far is acknowledged (the producer flushed), so
+        that outputs handed over next never outrun the state they were computed from: a crash
+        then either loses both (the input is computed again, for the first time as far as
+        anyone saw) or keeps the state with its outbox (a replay sends the stored bytes)."""
+        flushing = asyncio.ensure_future(self.app.producer.flush())
+        waited = 0.0
+        while True:
+            done, _ = await asyncio.wait({flushing}, timeout=5.0)
+            if done:
+                return flushing.result()
+            waited += 5.0
+            log.warning("table writes not acknowledged after %.0f s (the producer's flush)", waited)
 
     async def send(self, outputs: list[Output]) -> list[Any]:
         """Encode and send outputs; their delivery futures."""

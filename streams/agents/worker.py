@@ -106,6 +106,7 @@ class Worker:
         """After a rebalance: drop the partitions' processors and the single owners' state
         (each is restored from its table by its next event)."""
         self.partitions.forget(partitions)
+        self.accounts.recovery.forget(partitions)
         self.fund.reset()
         self.markets.reset()
 

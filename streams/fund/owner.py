@@ -108,7 +108,9 @@ class FundOwner:
         return [self._event_output(event, fee.ts)]
 
     def on_candidate(self, cand: AdlCandidate) -> None:
-        """Keep a partition's latest batch of candidates (a newer batch replaces it)."""
+        """Keep a partition's latest batch of candidates (a newer batch replaces it; a
+        candidate sent again, e.g. by a partition's new owner after a crash, replaces its
+        earlier copy instead of counting twice)."""
         ts = cand.ts.timestamp()
         self.now = max(self.now, ts)
         current = self.batches.get(cand.partition)
@@ -117,7 +119,13 @@ class FundOwner:
             self.batches[cand.partition] = current
         elif ts < current[0]:
             return
-        current[1].append(Candidate(cand.account, cand.instrument, cand.qty, cand.rank_score))
+        fresh = Candidate(cand.account, cand.instrument, cand.qty, cand.rank_score)
+        key = (fresh.account, fresh.instrument)
+        same = [i for i, c in enumerate(current[1]) if (c.account, c.instrument) == key]
+        if same:
+            current[1][same[0]] = fresh
+        else:
+            current[1].append(fresh)
 
     def on_claim(self, claim: InsuranceClaim) -> list[Output]:
         """Pay what the fund can, ADL the rest; the events, the payout and the ADL orders.

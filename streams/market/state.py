@@ -40,6 +40,15 @@ def epoch(ts: datetime) -> float:
     return ts.timestamp()
 
 
+def update_origin(update_id: str) -> tuple[str, int] | None:
+    """The market input a broadcast came from, as ('topic:partition', offset), from its update id
+    'topic:partition:offset' (None for an id of another form)."""
+    source, _, offset = update_id.rpartition(":")
+    if not source or ":" not in source or not offset.isdigit():
+        return None
+    return source, int(offset)
+
+
 def instrument_of(record: InstrumentRecord) -> Instrument:
     """Engine reference data from an instrument record."""
     return Instrument(
@@ -90,6 +99,9 @@ class MarketState:
     """Instruments past their expiry (EXPIRED or SETTLED): no fill is taken on them any more."""
     settled: dict[str, float] = field(default_factory=dict)
     """Each settled instrument's delivery price: its positions are closed at it."""
+    origins: dict[str, int] = field(default_factory=dict)
+    """The last market input applied from each of its topic partitions ('topic:partition' ->
+    offset), from the broadcasts' update ids: a re-broadcast is applied once (``first_time``)."""
     set_aside: tuple[str, str] | None = None
     """(underlying, source) of the last quote taken when the oracle set it aside as an outlier
     (None when it was used): the market agent counts it."""
@@ -273,6 +285,20 @@ class MarketState:
         assert self.oracle is not None
         self.oracle.params = params.oracle
 
+    def first_time(self, update: MarketUpdate) -> bool:
+        """False for a broadcast whose market input (its update id, 'topic:partition:offset')
+        was applied here already: a market agent that reads its inputs again after a crash or a
+        takeover broadcasts them again, and a partition must apply each input once, with the
+        outputs (and output ids) it gave the first time."""
+        origin = update_origin(update.update_id)
+        if origin is None:
+            return True
+        source, offset = origin
+        if offset <= self.origins.get(source, -1):
+            return False
+        self.origins[source] = offset
+        return True
+
     def apply(self, update: MarketUpdate) -> None:
         """Apply a broadcast update (the account partitions' side of the market)."""
         self.seq = max(self.seq, update.seq)
@@ -369,6 +395,7 @@ MARKET_FIELDS: dict[str, Callable[[MarketState], object]] = {
     "expired": lambda s: sorted(s.expired),
     "settled": lambda s: s.settled,
     "as_of": lambda s: s.as_of,
+    "origins": lambda s: s.origins,
     "seq": lambda s: s.seq,
     "psr": lambda s: s.psr.to_dict(),
 }
@@ -412,6 +439,7 @@ def market_from_dict(data: Mapping[str, Any]) -> MarketState:
     state.expired = set(data.get("expired", ()))  # absent from a table of before lifecycles
     state.settled = {str(k): float(v) for k, v in dict(data.get("settled", {})).items()}
     state.as_of = float(data["as_of"])
+    state.origins = {str(k): int(v) for k, v in dict(data.get("origins", {})).items()}
     state.seq = int(data["seq"])
     state.psr = PsrTracker.from_dict(data.get("psr"))
     # a table from before versions were kept: the set in force is the newest of its name
