@@ -263,6 +263,10 @@ class StatusParams(_Frozen):
     ratio_change: float = Field(0.01, ge=0)
     margin_call_repeat_s: float = Field(60.0, gt=0)
     future_ts_tolerance_s: float = Field(300.0, gt=0)
+    max_market_lag_s: float = Field(60.0, gt=0)
+    """An account input stamped this long after the partition's latest market update finds
+    the partition's market behind (its broadcast lags): every mark counts as STALE for it, so
+    its status says so and no liquidation, claim or call is made on old marks."""
 
 
 class InputParams(_Frozen):

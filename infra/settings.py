@@ -140,6 +140,13 @@ class Settings(BaseSettings):
         description="longest the account agent waits to fill a batch (it adds up to this to an "
         "input's latency when inputs are sparse)",
     )
+    stall_after_s: float = Field(
+        30.0,
+        gt=0.0,
+        le=3600.0,
+        description="how long an account input partition may have records waiting with none "
+        "handled before the worker reports it stalled (a warning and spma_partition_stalled)",
+    )
     fund_takeover_quiet_s: float = Field(
         5.0,
         gt=0.0,

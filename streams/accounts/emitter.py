@@ -70,7 +70,7 @@ class StatusEmitter:
         """Status (and call) records for rows of a report whose change is worth sending."""
         outputs: list[Output] = []
         threshold = self.market.params.status.ratio_change
-        stale = sorted(self.market.stale)
+        stale = sorted(self.market.stale_at(ts.timestamp()))
         psr = effective_psr(book)
         masters = {id(r.master): r.master for r in family.values() if r.sub is None}
         standalone = standalone_requirements(book, [m for m in masters.values() if m.subs], report)
@@ -132,7 +132,7 @@ class StatusEmitter:
         now = said.ts.timestamp()
         if last_ts is not None and now - last_ts < repeat_s:
             return False
-        return not (_claim_outstanding(said.record) or self._depends_on_stale(said.record))
+        return not (_claim_outstanding(said.record) or self._depends_on_stale(said.record, said.ts))
 
     def _liquidate(self, said: Said) -> list[Output]:
         """Partial-liquidation orders for an account below MM, unless a mark it depends on is
@@ -195,9 +195,9 @@ class StatusEmitter:
         )
         return [Output(Topic.INSURANCE_CLAIMS, said.key, claim)]
 
-    def _depends_on_stale(self, record: PortfolioRecord) -> bool:
-        """True when a position's underlying or a coin held is STALE."""
-        stale = self.market.stale
+    def _depends_on_stale(self, record: PortfolioRecord, ts: datetime) -> bool:
+        """True when a position's underlying or a coin held is STALE at the input's time."""
+        stale = self.market.stale_at(ts.timestamp())
         if not stale:
             return False
         names = {self.market.instruments.get(n).underlying for n in record.positions}

@@ -88,6 +88,10 @@ def create_app(settings: Settings) -> tuple[faust.App, Worker]:
     async def repeat_calls() -> None:
         await worker.repeat_calls()
 
+    @app.timer(interval=5.0)  # type: ignore[untyped-decorator]  # as above
+    async def check_progress() -> None:
+        worker.check_progress()
+
     @app.timer(interval=1.0)  # type: ignore[untyped-decorator]  # as above
     async def expire_fund() -> None:
         await worker.fund.expire(settings.fund_takeover_quiet_s)

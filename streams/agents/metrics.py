@@ -17,6 +17,9 @@ Names:
 - ``spma_revaluation_seconds``: time of a partition's revaluation on one market update;
 - ``spma_dlq_records_total{reason}``: records sent to the dlq, by reason;
 - ``spma_outputs_total{topic}``: records sent, by logical topic;
+- ``spma_consumer_lag{topic, partition}``: records of an account input partition behind the end
+  the consumer last saw; ``spma_partition_stalled{topic, partition}``: 1 while such records wait
+  and nothing was handled for ``stall_after_s`` (streams/agents/progress.py);
 - ``spma_table_catchup_keys_total{table}``: keys a table lacked of its changelog's latest writes
   when the worker checked it before use, written from the changelog (streams/agents/recovery.py);
 - ``spma_accounts{state}``: margined accounts (masters and isolated sub-accounts) by state, over
@@ -83,6 +86,19 @@ class WorkerMetrics:
             "spma_dlq_records",
             "Records sent to the dlq, by reason",
             ("reason",),
+            registry=self.registry,
+        )
+        self.lag = Gauge(
+            "spma_consumer_lag",
+            "Records of an account input partition behind the end the consumer last saw",
+            ("topic", "partition"),
+            registry=self.registry,
+        )
+        self.stalled = Gauge(
+            "spma_partition_stalled",
+            "1 while an account input partition has records waiting and none was handled for "
+            "stall_after_s",
+            ("topic", "partition"),
             registry=self.registry,
         )
         self.catchup = Counter(

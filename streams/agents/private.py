@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -135,3 +135,16 @@ async def add_gap(consumer: Any, topic: str, partition: int, start: int, end: in
         log.error("faust changed: its Consumer has no _add_gap (streams/agents/private.py)")
         return
     await gap(TP(topic, partition), start, end)
+
+
+def consumer_ends(app: Any, topics: Iterable[str]) -> dict[tuple[str, int], int]:
+    """The end offset (high watermark) the consumer last saw of each partition it holds of some
+    full topic names (partitions whose end it has not seen yet are left out)."""
+    names = set(topics)
+    ends: dict[tuple[str, int], int] = {}
+    for tp in app.assignor.assigned_actives():
+        if tp.topic in names:
+            end = app.consumer.highwater(tp)
+            if isinstance(end, int) and end >= 0:
+                ends[tp.topic, tp.partition] = end
+    return ends

@@ -7,6 +7,7 @@ Every table write follows the event's partition (streams/agents/private.py, ``wr
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import faust
@@ -19,6 +20,8 @@ from streams.agents.guard import Guard
 from streams.agents.market_agent import MarketAgent
 from streams.agents.metrics import WorkerMetrics
 from streams.agents.partitions import Partitions
+from streams.agents.private import consumer_ends
+from streams.agents.progress import Progress
 from streams.agents.sender import Sender
 from streams.codec import AvroCodec
 from streams.market.state import MarketState
@@ -44,6 +47,7 @@ class Worker:
         self.guard = Guard(settings, codec, self.topics[Topic.DLQ], self.metrics)
         self.guard.on_internal_error = self.on_internal_error
         self.partitions = Partitions(settings, self.table)
+        self.progress = Progress(self.partitions.cursor, self.metrics, settings.stall_after_s)
         self.fund = FundAgent(settings, codec, self.market, self.fund_table, self.sender)
         self.markets = MarketAgent(
             settings,
@@ -102,11 +106,17 @@ class Worker:
             internal=False,
         )
 
+    def check_progress(self) -> None:
+        """Lag and stalls of the account inputs (streams/agents/progress.py)."""
+        topics = [self.settings.topic(t) for t in ACCOUNT_INPUTS]
+        self.progress.check(consumer_ends(self.app, topics), time.monotonic())
+
     def forget(self, partitions: set[int]) -> None:
         """After a rebalance: drop the partitions' processors and the single owners' state
         (each is restored from its table by its next event)."""
         self.partitions.forget(partitions)
         self.accounts.recovery.forget(partitions)
+        self.progress.forget(partitions)
         self.fund.reset()
         self.markets.reset()
 

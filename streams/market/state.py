@@ -285,6 +285,15 @@ class MarketState:
         assert self.oracle is not None
         self.oracle.params = params.oracle
 
+    def stale_at(self, ts: float) -> set[str]:
+        """The names STALE for an input stamped ``ts``: the oracle's STALE marks, or every mark
+        when the partition's market is more than ``status.max_market_lag_s`` behind the input
+        (the broadcast lags: the marks may be old)."""
+        lag = self.params.status.max_market_lag_s
+        if self.as_of > 0.0 and ts - self.as_of > lag:
+            return set(self.marks)
+        return self.stale
+
     def first_time(self, update: MarketUpdate) -> bool:
         """False for a broadcast whose market input (its update id, 'topic:partition:offset')
         was applied here already: a market agent that reads its inputs again after a crash or a

@@ -1,0 +1,65 @@
+"""Whether the account inputs make progress: for each input partition this worker holds, the
+records behind the end its consumer last saw (the lag) and a stall, when records wait and none
+has been handled for ``stall_after_s``. A stall is logged once when it starts and once when it
+ends, and shown in ``spma_partition_stalled``; the lag in ``spma_consumer_lag``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from streams.accounts.cursor import Cursor
+from streams.agents.metrics import WorkerMetrics
+
+log = logging.getLogger("spma")
+
+TopicPartition = tuple[str, int]
+
+
+class Progress:
+    """Watches the cursor of the account partitions against their ends."""
+
+    def __init__(self, cursor: Cursor, metrics: WorkerMetrics, stall_after_s: float) -> None:
+        self.cursor = cursor
+        self.metrics = metrics
+        self.stall_after_s = stall_after_s
+        self.moved: dict[TopicPartition, tuple[int, float]] = {}  # next offset, when it moved
+        self.stalled: set[TopicPartition] = set()
+
+    def check(self, ends: Mapping[TopicPartition, int], now: float) -> None:
+        """Update lag and stalls from each partition's end offset (``now``: monotonic)."""
+        for tp, end in ends.items():
+            nxt = self.cursor.next.get(tp)
+            if nxt is None:  # nothing handled since the assignment yet: measured from then
+                nxt = self.moved.get(tp, (end, now))[0]
+            behind = max(0, end - nxt)
+            last = self.moved.get(tp)
+            if last is None or last[0] != nxt:
+                self.moved[tp] = last = (nxt, now)
+            self.metrics.lag.labels(*map(str, tp)).set(behind)
+            self.report(
+                tp, behind > 0 and now - last[1] >= self.stall_after_s, behind, now - last[1]
+            )
+
+    def report(self, tp: TopicPartition, stalled: bool, behind: int, idle_s: float) -> None:
+        """Log a stall's start and end once each; the gauge."""
+        topic, partition = tp
+        if stalled and tp not in self.stalled:
+            self.stalled.add(tp)
+            log.warning(
+                "%s:%s stalled: %s records waiting, none handled for %.0f s",
+                topic,
+                partition,
+                behind,
+                idle_s,
+            )
+        elif not stalled and tp in self.stalled:
+            self.stalled.discard(tp)
+            log.warning("%s:%s moving again", topic, partition)
+        self.metrics.stalled.labels(topic, str(partition)).set(1 if stalled else 0)
+
+    def forget(self, partitions: set[int]) -> None:
+        """Revoked or reassigned partitions start over."""
+        for tp in [tp for tp in self.moved if tp[1] in partitions]:
+            del self.moved[tp]
+            self.stalled.discard(tp)

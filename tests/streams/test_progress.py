@@ -1,0 +1,53 @@
+"""Progress of the account inputs (streams/agents/progress.py): the lag gauge, a stall reported
+once when records wait and nothing moves for ``stall_after_s``, and once more when it ends."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from streams.accounts.cursor import Cursor
+from streams.agents.metrics import WorkerMetrics
+from streams.agents.progress import Progress
+
+TP = ("spma.fills", 3)
+
+
+def _gauge(metrics: WorkerMetrics, name: str) -> float:
+    value = metrics.registry.get_sample_value(name, {"topic": TP[0], "partition": str(TP[1])})
+    assert value is not None
+    return value
+
+
+def test_a_partition_with_records_waiting_and_nothing_handled_is_reported_stalled_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    cursor, metrics = Cursor(), WorkerMetrics()
+    progress = Progress(cursor, metrics, stall_after_s=30.0)
+    cursor.handled(*TP, 99)  # next: 100
+    caplog.set_level(logging.WARNING, logger="spma")
+    progress.check({TP: 150}, now=0.0)
+    assert _gauge(metrics, "spma_consumer_lag") == 50
+    assert _gauge(metrics, "spma_partition_stalled") == 0
+    progress.check({TP: 150}, now=31.0)
+    progress.check({TP: 160}, now=40.0)
+    assert _gauge(metrics, "spma_partition_stalled") == 1
+    assert [r.message for r in caplog.records].count(
+        "spma.fills:3 stalled: 50 records waiting, none handled for 31 s"
+    ) == 1
+    cursor.handled(*TP, 120)
+    progress.check({TP: 160}, now=45.0)
+    assert _gauge(metrics, "spma_partition_stalled") == 0
+    assert _gauge(metrics, "spma_consumer_lag") == 39
+    assert caplog.records[-1].message == "spma.fills:3 moving again"
+
+
+def test_a_partition_caught_up_is_never_stalled() -> None:
+    cursor, metrics = Cursor(), WorkerMetrics()
+    progress = Progress(cursor, metrics, stall_after_s=30.0)
+    cursor.handled(*TP, 149)
+    for now in (0.0, 100.0, 1000.0):
+        progress.check({TP: 150}, now=now)
+    assert _gauge(metrics, "spma_partition_stalled") == 0
+    assert _gauge(metrics, "spma_consumer_lag") == 0
