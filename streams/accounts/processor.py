@@ -16,7 +16,7 @@ from datetime import datetime
 import numpy as np
 
 from engine.book import MarginBook
-from engine.instruments import Instrument, InstrumentError, InstrumentKind
+from engine.instruments import InstrumentError, InstrumentKind
 from engine.margin import MarginReport
 from engine.risk_arrays import MissingMarketData
 from engine.states import AccountState
@@ -34,7 +34,7 @@ from streams.accounts.holding import (
 from streams.accounts.outputs import Applied, InputRef, Output
 from streams.accounts.portfolio import PortfolioRecord, apply_fill
 from streams.accounts.proofs import ProofPublisher
-from streams.accounts.settlement import settle_family
+from streams.accounts.settlement import settle_expired, settle_late
 from streams.accounts.subaccounts import (
     Route,
     SubAccountError,
@@ -213,7 +213,7 @@ class AccountProcessor:
         if target.shadow is not None:
             apply_fill(target.shadow, inst, fill.signed_qty, fill.price, fill.fee, settlement)
         record.mark_applied(ref.topic, ref.offset, fill.fill_id)
-        late = self._settle_late(record, inst)
+        late = settle_late(record, inst, self.market)
         names = set() if inst.kind is InstrumentKind.SPOT else {inst.name}
         synced = [
             self._sync(r, full=late, names=names, assets=set(effect.cash))
@@ -250,29 +250,6 @@ class AccountProcessor:
             reason = exc.reason
             return [Output(Topic.DLQ, record.account, refused(held, reason, exc.detail, ts))]
         return self.settle_one(applied)
-
-    def _settle_late(self, record: PortfolioRecord, inst: Instrument) -> bool:
-        """A fill from before the expiry that reaches the partition after the settlement closes
-        at the settlement price at once (True when it did): no position outlives its
-        instrument."""
-        delivery = self.market.settled.get(inst.name)
-        if delivery is None:
-            return False
-        return bool(settle_family(record, inst, delivery, self.market.params.settlement_currency))
-
-    def _settle_expired(self, update: MarketUpdate) -> set[str]:
-        """A settlement broadcast closes every position in its instrument at the settlement
-        price: the masters whose families held one."""
-        listing = update.instrument
-        if listing is None or listing.settlement_price is None:
-            return set()
-        inst = self.market.instruments.get(listing.name)
-        settlement = self.market.params.settlement_currency
-        return {
-            master.account
-            for master in self.records.values()
-            if settle_family(master, inst, listing.settlement_price, settlement)
-        }
 
     def _fee(self, fill: Fill) -> list[Output]:
         """A LIQUIDATION fill's fee is owed to the insurance fund (its single owner)."""
@@ -354,7 +331,7 @@ class AccountProcessor:
         proofs = self.prover.on_market(self, update) if self.prover else []
         known = set(self.book.underlyings)
         self.market.apply(update)
-        self.settled = self._settle_expired(update)
+        self.settled = settle_expired(self.records.values(), self.market, update)
         self.touched = set(self.settled)
         snapshot = self.market.snapshot()
         grew = not known >= set(snapshot.underlyings)
