@@ -101,7 +101,8 @@ class MarketAgent:
         update = self.apply(value, f"{msg.topic}:{msg.partition}:{msg.offset}", topic)
         if update is not None:
             await self.send(update)
-            await self.broadcast.app.producer.flush()
+            if isinstance(value, OraclePrice | RiskParamsRecord):  # a table write follows
+                await self.broadcast.app.producer.flush()
         self.persist(value, update)
         return "conflated" if update is None else "applied"
 
