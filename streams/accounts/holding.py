@@ -3,9 +3,10 @@ yet, or a transfer of a coin nobody prices or lists yet. Listings and prices com
 and may reach a partition after the fill that needs them, so such an input is held in its
 account's record (durable with it) instead of being applied or refused; a market update that
 brings its reference releases it, in order, through the same checks as any input; when the
-partition's event time passes its deadline (``inputs.hold_s`` after it was held) it goes to the
-dlq with its reason (UNKNOWN_INSTRUMENT, UNKNOWN_ASSET). Meanwhile the account is margined
-without it: a name that never comes cannot stop an account's margin."""
+partition's listings (or marks, for an asset) pass its deadline (``inputs.hold_s`` after it was
+held: ``passed``) it goes to the dlq with its reason (UNKNOWN_INSTRUMENT, UNKNOWN_ASSET).
+Meanwhile the account is margined without it: a name that never comes cannot stop an account's
+margin."""
 
 from __future__ import annotations
 
@@ -147,6 +148,18 @@ def past_deadline(held: Held, ts: datetime) -> DlqRecord:
     return refused(held, held.reason, detail, ts)
 
 
+def passed(held: Held, market: MarketState) -> bool:
+    """True when a held input's deadline has passed on the clock of what it waits for: a
+    listing stamped after it (the instruments topic moved on without listing the name), or a
+    mark stamped after it (the prices moved on without pricing the asset); and in any case once
+    the partition's event time is ``inputs.max_age_s`` past it (when nothing is listed any more).
+    Event time may jump ahead on a market topic (a backfill, a replay) while a listing is on its
+    way on another: the partition's own event time alone would refuse it too early."""
+    clock = market.listed_as_of if isinstance(held.value, Fill) else market.marked_as_of
+    latest = market.as_of - market.params.inputs.max_age_s
+    return max(clock, latest) > held.deadline
+
+
 def release(
     records: Mapping[str, PortfolioRecord],
     holding: set[str],
@@ -166,7 +179,7 @@ def release(
             held = Held.from_row(row)
             if is_ready(held.value, market):
                 outputs += apply(record, held)
-            elif market.as_of > held.deadline:
+            elif passed(held, market):
                 outputs.append(Output(Topic.DLQ, account, past_deadline(held, ts)))
             else:
                 keep.append(row)

@@ -99,6 +99,10 @@ class MarketState:
     """Instruments past their expiry (EXPIRED or SETTLED): no fill is taken on them any more."""
     settled: dict[str, float] = field(default_factory=dict)
     """Each settled instrument's delivery price: its positions are closed at it."""
+    listed_as_of: float = 0.0
+    """Event time of the newest listing (INSTRUMENT update) applied: the instruments' clock."""
+    marked_as_of: float = 0.0
+    """Event time of the newest mark applied: the prices' clock."""
     origins: dict[str, int] = field(default_factory=dict)
     """The last market input applied from each of its topic partitions ('topic:partition' ->
     offset), from the broadcasts' update ids: a re-broadcast is applied once (``first_time``)."""
@@ -313,6 +317,10 @@ class MarketState:
         self.seq = max(self.seq, update.seq)
         self.as_of = max(self.as_of, epoch(update.ts))
         kind, und = update.kind, update.underlying
+        if kind is MarketUpdateKind.MARK:
+            self.marked_as_of = max(self.marked_as_of, epoch(update.ts))
+        elif kind is MarketUpdateKind.INSTRUMENT:
+            self.listed_as_of = max(self.listed_as_of, epoch(update.ts))
         if kind is MarketUpdateKind.MARK and und and update.mark:
             self.marks[und] = update.mark
             (self.stale.add if update.stale else self.stale.discard)(und)
@@ -405,6 +413,7 @@ MARKET_FIELDS: dict[str, Callable[[MarketState], object]] = {
     "settled": lambda s: s.settled,
     "as_of": lambda s: s.as_of,
     "origins": lambda s: s.origins,
+    "clocks": lambda s: [s.listed_as_of, s.marked_as_of],
     "seq": lambda s: s.seq,
     "psr": lambda s: s.psr.to_dict(),
 }
@@ -449,6 +458,7 @@ def market_from_dict(data: Mapping[str, Any]) -> MarketState:
     state.settled = {str(k): float(v) for k, v in dict(data.get("settled", {})).items()}
     state.as_of = float(data["as_of"])
     state.origins = {str(k): int(v) for k, v in dict(data.get("origins", {})).items()}
+    state.listed_as_of, state.marked_as_of = (float(t) for t in data.get("clocks", (0.0, 0.0)))
     state.seq = int(data["seq"])
     state.psr = PsrTracker.from_dict(data.get("psr"))
     # a table from before versions were kept: the set in force is the newest of its name

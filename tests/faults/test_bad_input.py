@@ -40,9 +40,13 @@ def test_bad_records_go_to_the_dlq_with_their_reason(kafka_bootstrap: str, tmp_p
         produced = c.produce(inputs)
         c.wait_statuses(out, [s for s in produced if s.good], timeout_s=150)
         assert worker.poll() is None, c.log_tail()
-        # event time moves past the deadline of the inputs held for a listing or a price
-        hold_s = MarketState().params.inputs.hold_s
-        c.produce(scenario.quotes(c, t0 + timedelta(seconds=hold_s + 60), scenario.BTC + 10.0))
+        # listings and prices move past the deadline of the inputs held for them
+        later = t0 + timedelta(seconds=MarketState().params.inputs.hold_s + 60)
+        relisted = r.InstrumentRecord(
+            name=scenario.PERP, kind="PERPETUAL", underlying="BTC", ts=later
+        )
+        c.produce([c.encode("instruments", scenario.PERP, relisted)])
+        c.produce(scenario.quotes(c, later, scenario.BTC + 10.0))
 
         bad = [s for s in produced if not s.good]
         assert len(bad) == BAD and len(produced) == GOOD + BAD

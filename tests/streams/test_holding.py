@@ -54,6 +54,18 @@ def _dlq(records: list[r.Record]) -> list[r.DlqRecord]:
     return [x for x in records if isinstance(x, r.DlqRecord)]
 
 
+def test_a_deposit_of_a_coin_nobody_prices_goes_to_the_dlq_once_the_marks_pass_its_deadline() -> (
+    None
+):
+    proc = _partition()
+    doge = _deposit(transfer_id="doge", asset="DOGE", amount=100.0)
+    proc.apply_transfer(doge, InputRef("collateral", 0, 7))
+    assert not _dlq(_quotes(proc, "BTC", 100_000.0, HOLD_S - 5))
+    dlq = _dlq(_quotes(proc, "BTC", 100_100.0, HOLD_S + 5))
+    assert [(d.reason, d.offset) for d in dlq] == [(DlqReason.UNKNOWN_ASSET, 7)]
+    assert "DOGE" not in proc.records["x"].collateral and not proc.records["x"].held
+
+
 def test_a_deposit_of_a_coin_nobody_prices_yet_is_held_then_released_by_its_price() -> None:
     proc = _partition()
     applied = proc.apply_transfer(
@@ -85,9 +97,10 @@ def test_a_fill_nobody_lists_goes_to_the_dlq_at_the_deadline_the_account_margine
     assert err.value.reason is DlqReason.DUPLICATE
     btc = proc.on_fill(_fill(fill_id="btc", ts=T0 + timedelta(seconds=2)), InputRef("fills", 0, 12))
     assert any(isinstance(o.record, r.MarginStatus) for o in btc)  # margined without it
-    assert not _dlq(_quotes(proc, "BTC", 100_100.0, HOLD_S - 5))  # before the deadline: held
+    assert not _dlq(_listing(proc, "ETH-PERPETUAL", HOLD_S - 5))  # before the deadline: held
+    assert not _dlq(_quotes(proc, "BTC", 100_100.0, 10 * HOLD_S))  # prices alone move on
     assert proc.records["x"].held
-    dlq = _dlq(_quotes(proc, "BTC", 100_200.0, HOLD_S + 5))
+    dlq = _dlq(_listing(proc, "SOL-PERPETUAL", HOLD_S + 5))  # the listings moved on without it
     assert [(d.reason, d.topic, d.partition, d.offset) for d in dlq] == [
         (DlqReason.UNKNOWN_INSTRUMENT, "fills", 0, 11)
     ]
