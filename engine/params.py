@@ -275,7 +275,10 @@ class InputParams(_Frozen):
     nothing. Notionals are in USD; overrides by underlying take precedence. ``asset_symbol`` is
     the pattern a collateral asset's symbol must match (a full match). ``hold_s``: how long (event
     time) an input that raced ahead of its listing or its asset's price is held for them before
-    it goes to the dlq (UNKNOWN_INSTRUMENT, UNKNOWN_ASSET)."""
+    it goes to the dlq (UNKNOWN_INSTRUMENT, UNKNOWN_ASSET). ``collateral_assets``: coins priced
+    as collateral though no instrument lists them (the stablecoins and the settlement currency
+    always are); market data of any other underlying nobody lists goes to the dlq
+    (UNKNOWN_UNDERLYING)."""
 
     max_id_length: int = Field(128, ge=8)
     max_notional_usd: float = Field(1e9, gt=0)
@@ -289,6 +292,7 @@ class InputParams(_Frozen):
     max_age_s: float = Field(86400.0, gt=0)
     hold_s: float = Field(60.0, gt=0)
     asset_symbol: str = r"[A-Z0-9]{2,12}"
+    collateral_assets: list[str] = Field(default_factory=list)
 
     def max_notional(self, underlying: str) -> float:
         """The largest USD notional one input may carry on an underlying."""
@@ -338,6 +342,15 @@ class RiskParams(_Frozen):
     def psr_for(self, underlying: str) -> float:
         """Price scan range of an underlying (before the dynamic-margin scaling)."""
         return self.psr.get(underlying, self.psr_default)
+
+    def is_unlisted_collateral(self, name: str) -> bool:
+        """A coin priced as collateral without a listing: the settlement currency, a stablecoin,
+        or one of ``inputs.collateral_assets``."""
+        return (
+            name == self.settlement_currency
+            or name in self.stablecoins
+            or name in self.inputs.collateral_assets
+        )
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any]) -> RiskParams:

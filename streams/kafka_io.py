@@ -211,3 +211,76 @@ def read_tails(
     finally:
         consumer.close()
     raise KafkaException(f"{topic}: partitions not read to quiet within {timeout_s} s")
+
+
+class TopicFollower:
+    """A whole topic read from its start, every partition by assignment (no group), and on each
+    ``read_new`` on to the ends the broker reports then: a view kept of a topic that no agent of
+    this worker reads in full (the market agent's listings)."""
+
+    def __init__(self, settings: Settings, topic: str) -> None:
+        self.settings = settings
+        self.topic = topic  # the full topic name
+        self.consumer: Consumer | None = None
+        self.positions: dict[int, int] = {}  # the next offset to read of each partition
+
+    def bounds(self, consumer: Consumer, timeout_s: float) -> dict[int, tuple[int, int]]:
+        """Each partition's first offset held and end (watermarks) as the broker reports them."""
+        meta = consumer.list_topics(self.topic, timeout=timeout_s).topics[self.topic]
+        if meta.error is not None:
+            raise KafkaException(meta.error)
+        return {
+            p: consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout_s)
+            for p in meta.partitions
+        }
+
+    def settled_bounds(self, consumer: Consumer, deadline: float) -> dict[int, tuple[int, int]]:
+        """``bounds``, asked again while the broker answers with an error (a partition without a
+        leader yet, as just after the topic's creation) until the deadline."""
+        while True:
+            try:
+                return self.bounds(consumer, max(0.5, deadline - time.monotonic()))
+            except KafkaException:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.2)
+
+    def read_new(self, timeout_s: float = 10.0) -> list[Received]:
+        """The records added since the last call (all of them the first time), up to the ends
+        the broker reports now; nothing is read when no end moved. KafkaException if the ends
+        are not reached in time."""
+        if self.consumer is None:
+            group = f"spma-follow-{uuid.uuid4().hex[:8]}"  # short fetches: a long-polling one
+            self.consumer = make_consumer(self.settings, group, {"fetch.wait.max.ms": 20})
+            # would hold the next call's watermark queries behind it on the connection
+        consumer = self.consumer
+        deadline = time.monotonic() + timeout_s
+        starts: dict[int, int] = {}
+        behind: dict[int, int] = {}
+        for p, (low, high) in self.settled_bounds(consumer, deadline).items():
+            starts[p] = max(low, self.positions.get(p, 0))
+            if starts[p] < high:
+                behind[p] = high
+        if not behind:
+            return []
+        consumer.assign([TopicPartition(self.topic, p, starts[p]) for p in behind])
+        found: list[Received] = []
+        while behind and time.monotonic() < deadline:
+            for m in consumer.consume(500, timeout=0.1):
+                if m.error() is None:
+                    found.append(received(m))
+            for tp in consumer.position([TopicPartition(self.topic, p) for p in list(behind)]):
+                if tp.offset >= 0:
+                    self.positions[tp.partition] = tp.offset
+                if tp.offset >= behind[tp.partition]:
+                    del behind[tp.partition]
+        consumer.unassign()  # no fetch left waiting before the next call's watermark queries
+        if behind:
+            raise KafkaException(f"{self.topic}: partitions {sorted(behind)} not read to their end")
+        return found
+
+    def close(self) -> None:
+        """Leave the broker."""
+        if self.consumer is not None:
+            self.consumer.close()
+            self.consumer = None

@@ -115,12 +115,11 @@ def is_listed(inst: Instrument, market: MarketState) -> bool:
 
 
 def is_known_asset(asset: str, market: MarketState) -> bool:
-    """An asset someone prices or lists: the settlement currency, a stablecoin of the
-    parameters, a name with a mark, or the underlying of a listed instrument."""
-    params = market.params
+    """An asset someone prices or lists: collateral the parameters name (the settlement
+    currency, a stablecoin, ``inputs.collateral_assets``), a name with a mark, or the
+    underlying of a listed instrument."""
     return (
-        asset == params.settlement_currency
-        or asset in params.stablecoins
+        market.params.is_unlisted_collateral(asset)
         or asset in market.marks
         or any(i.underlying == asset for i in market.instruments.instruments)
     )

@@ -68,7 +68,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Worker]:
     @app.agent(inputs(app, settings, MARKET_INPUTS), name="spma.market")
     async def market_agent(stream: Any) -> None:
         async for event in stream.events():
-            await worker.guard.run(worker.markets.on_input, event)
+            await worker.on_market_input(event)
 
     @app.agent(inputs(app, settings, ACCOUNT_INPUTS), name="spma.accounts")
     async def account_agent(stream: Any) -> None:

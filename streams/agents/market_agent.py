@@ -17,7 +17,9 @@ from pydantic import ValidationError
 from engine.params import RiskParams
 from infra.settings import Settings
 from streams.agents.clock import Clock
+from streams.agents.listing_view import ListingView
 from streams.agents.metrics import WorkerMetrics
+from streams.agents.recovery import RecoveryCheck
 from streams.codec import AvroCodec
 from streams.errors import InputRejected
 from streams.market.state import (
@@ -76,6 +78,7 @@ class MarketAgent:
         broadcast: Any,
         metrics: WorkerMetrics,
         clock: Clock,
+        listings: ListingView,
     ) -> None:
         self.settings = settings
         self.codec = codec
@@ -87,6 +90,15 @@ class MarketAgent:
         self.metrics = metrics
         self.clock = clock
         self.params_restored = False  # the set in force, read from its table once an assignment
+        self.listings = listings  # the underlyings someone lists
+        catchup = metrics.catchup  # each table checked against its changelog before it is read
+        self.quotes_check = RecoveryCheck(
+            settings, quotes_table, catchup.labels("market-quotes-state")
+        )
+        self.params_check = RecoveryCheck(
+            settings, params_table, catchup.labels("risk-params-state")
+        )
+        self.prices_topic = settings.topic(Topic.ORACLE_PRICES)
 
     async def on_input(self, event: Any) -> str:
         """Validate a market input and broadcast the accepted update to every partition; the
@@ -98,6 +110,10 @@ class MarketAgent:
         self.clock.check(value.ts, self.market.params.status.future_ts_tolerance_s)
         if isinstance(value, RiskParamsRecord):
             self.restore_params()
+        if isinstance(value, OraclePrice | BookDepth | VolSurfaceRecord):
+            await self.listings.check(value.underlying, self.market.params)
+        if isinstance(value, OraclePrice):
+            self.restore_underlying(value.underlying, msg.partition)
         update = self.apply(value, f"{msg.topic}:{msg.partition}:{msg.offset}", topic)
         if update is not None:
             await self.send(update)
@@ -140,20 +156,30 @@ class MarketAgent:
             case VolSurfaceRecord():
                 return self.market.on_vol(value, uid)
             case InstrumentRecord():
-                return self.market.on_instrument(value, uid)
+                update = self.market.on_instrument(value, uid)
+                self.listings.take(value)
+                return update
             case RiskParamsRecord():
                 return self.market.on_params(value, uid)
 
+    def restore_underlying(self, underlying: str, partition: int) -> None:
+        """An underlying's oracle and EWMA state read back from the table (once after an
+        assignment, the table's partitions checked against their changelog first) and written
+        back once broadcast (``persist``): a restart or a takeover changes no mark, volatility or
+        conflation."""
+        if underlying in self.restored:
+            return
+        actives = self.broadcast.app.assignor.assigned_actives()
+        held = {tp.partition for tp in actives if tp.topic == self.prices_topic}
+        self.quotes_check.ensure(partition, held)
+        raw = self.quotes_table.get(underlying)
+        if raw:
+            load_underlying(self.market, underlying, orjson.loads(raw))
+        self.restored.add(underlying)
+
     def on_price(self, price: OraclePrice, uid: str) -> MarketUpdate | None:
-        """A quote through the oracle, its underlying's state read back from the table first
-        (once after an assignment) and written back once broadcast (``persist``): a restart or
-        a takeover changes no mark, volatility or conflation."""
-        underlying = price.underlying
-        if underlying not in self.restored:
-            raw = self.quotes_table.get(underlying)
-            if raw:
-                load_underlying(self.market, underlying, orjson.loads(raw))
-            self.restored.add(underlying)
+        """A quote through the oracle (its underlying's state restored: ``restore_underlying``),
+        an outlier set aside counted by source."""
         update = self.market.on_price(price, uid)
         if self.market.set_aside is not None:
             self.metrics.set_aside(*self.market.set_aside)
@@ -163,6 +189,8 @@ class MarketAgent:
         """After a rebalance: the parameters and every underlying are read back again."""
         self.params_restored = False
         self.restored.clear()
+        self.quotes_check.forget(set(self.quotes_check.checked))
+        self.params_check.forget({0})
 
     async def send(self, update: MarketUpdate) -> None:
         """Broadcast an accepted update to every account partition."""
@@ -178,6 +206,7 @@ class MarketAgent:
         a stale version as its predecessor would have)."""
         if self.params_restored:
             return
+        self.params_check.ensure(0)
         raw = self.params_table.get(PARAMS_KEY)
         if raw:
             saved = ParamsInForce.from_json(raw)

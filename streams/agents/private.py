@@ -21,8 +21,10 @@ fetches a second, nothing else.
 Idempotent producers. Faust asks aiokafka for an idempotent producer only inside transactions;
 the worker wants one always (acks=all), so that a retried send is written once.
 
-Gaps. When the worker reads a hole of skipped records itself (streams/accounts/cursor.py), it
-tells the consumer those offsets are done, so that its commits move past them.
+Gaps. When the worker reads a hole of skipped records itself (streams/accounts/cursor.py,
+streams/agents/skipped.py), it tells the consumer those offsets are done, so that its commits move
+past them. The offset a partition was committed at when it was assigned (Faust seeks there) is
+Faust's ``_committed_offset``.
 """
 
 from __future__ import annotations
@@ -125,6 +127,19 @@ def make_producers_idempotent() -> None:
     # a patch of Faust's class: the original kept on it, its method replaced
     producer._spma_original_extra = original  # type: ignore[attr-defined]
     producer._settings_extra = extra  # type: ignore[method-assign]
+
+
+def committed_offset(consumer: Any, topic: str, partition: int) -> int | None:
+    """The offset a partition's consumption resumed from at its assignment (the group's committed
+    offset, read by Faust when it sought there; None when none was committed, or 0)."""
+    offsets = getattr(consumer, "_committed_offset", None)
+    if offsets is None:
+        log.error(
+            "faust changed: its Consumer has no _committed_offset (streams/agents/private.py)"
+        )
+        return None
+    offset = offsets.get(TP(topic, partition))
+    return offset if isinstance(offset, int) and offset > 0 else None
 
 
 async def add_gap(consumer: Any, topic: str, partition: int, start: int, end: int) -> None:

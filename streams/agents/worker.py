@@ -17,12 +17,14 @@ from streams.agents.account_agent import AccountAgent
 from streams.agents.clock import Clock
 from streams.agents.fund_agent import FundAgent
 from streams.agents.guard import Guard
+from streams.agents.listing_view import ListingView
 from streams.agents.market_agent import MarketAgent
 from streams.agents.metrics import WorkerMetrics
 from streams.agents.partitions import Partitions
 from streams.agents.private import consumer_ends
 from streams.agents.progress import Progress
 from streams.agents.sender import Sender
+from streams.agents.skipped import SkippedInputs
 from streams.codec import AvroCodec
 from streams.market.state import MarketState
 from streams.topics.catalog import ACCOUNT_INPUTS, CATALOG, FUND_INPUTS, Topic
@@ -58,7 +60,9 @@ class Worker:
             self.topics[Topic.MARKET_BROADCAST],
             self.metrics,
             self.clock,
+            ListingView(settings, codec),
         )
+        self.skipped = SkippedInputs(settings, lambda: app.consumer)  # market inputs
         self.accounts = AccountAgent(
             settings,
             codec,
@@ -80,6 +84,15 @@ class Worker:
             self.partitions.forget({msg.partition})
         elif topic in FUND_INPUTS:
             self.fund.reset()
+
+    async def on_market_input(self, event: Any) -> None:
+        """A market input, after any its partition's consumer skipped at the assignment."""
+        await self.skipped.before(event.message, self.handle_market_input)
+        await self.handle_market_input(event)
+
+    async def handle_market_input(self, event: Any) -> None:
+        """A market input through the guard (a rejected one to the dlq)."""
+        await self.guard.run(self.markets.on_input, event)
 
     def new_table(self, name: str, partitions: int) -> Any:
         """A changelogged table of str keys and bytes values with the store's sizes and the
@@ -119,6 +132,7 @@ class Worker:
         self.progress.forget(partitions)
         self.fund.reset()
         self.markets.reset()
+        self.skipped.forget()
 
     async def repeat_calls(self) -> None:
         """Every partition's margin calls due again (event time: the newest input seen)."""

@@ -360,6 +360,24 @@ def expired_listing(c: Chaos, fill: r.Fill, rng: random.Random) -> Input:
     return _bad(c, "instruments", listing.name, listing, DlqReason.EXPIRED_INSTRUMENT)
 
 
+def unlisted_quote(c: Chaos, fill: r.Fill, rng: random.Random) -> Input:
+    """A quote of an underlying nobody lists (and no collateral of the parameters)."""
+    quote = r.OraclePrice(source="deribit", underlying="DOGE", price=0.4, ts=fill.ts)
+    return _bad(c, "oracle-prices", "DOGE", quote, DlqReason.UNKNOWN_UNDERLYING)
+
+
+def unlisted_depth(c: Chaos, fill: r.Fill, rng: random.Random) -> Input:
+    """A book of an underlying nobody lists."""
+    depth = samples.DEPTH.model_copy(update={"underlying": "XRP", "ts": fill.ts})
+    return _bad(c, "book-depth", "XRP", depth, DlqReason.UNKNOWN_UNDERLYING)
+
+
+def unlisted_surface(c: Chaos, fill: r.Fill, rng: random.Random) -> Input:
+    """A vol surface of an underlying nobody lists."""
+    vol = samples.VOL.model_copy(update={"underlying": "PEPE", "ts": fill.ts})
+    return _bad(c, "vol-surfaces", "PEPE", vol, DlqReason.UNKNOWN_UNDERLYING)
+
+
 Maker = Callable[[Chaos, r.Fill, random.Random], Input]
 MAKERS: tuple[Maker, ...] = (
     garbage,
@@ -411,6 +429,9 @@ MAKERS: tuple[Maker, ...] = (
     future_quote,
     garbage_quote,
     expired_listing,
+    unlisted_quote,
+    unlisted_depth,
+    unlisted_surface,
 )
 """Every kind of bad record but the duplicates (``duplicate``: a good fill again)."""
 

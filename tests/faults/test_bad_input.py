@@ -66,7 +66,6 @@ def test_bad_records_go_to_the_dlq_with_their_reason(kafka_bootstrap: str, tmp_p
         assert set(kinds) == set(r.DlqReason) - {
             r.DlqReason.MALFORMED_BODY,  # a body fastavro cannot read at all: the codec's tests
             r.DlqReason.UNKNOWN_TOPIC,
-            r.DlqReason.UNKNOWN_UNDERLYING,  # not built: README
             r.DlqReason.BAD_PARAMS,  # the parameter topic's own tests
             r.DlqReason.STALE_PARAMS,
             r.DlqReason.INTERNAL_ERROR,  # a bug: none is known
