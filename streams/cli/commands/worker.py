@@ -20,12 +20,18 @@ def register(app: typer.Typer) -> None:
         """Run a margin worker until SIGTERM or Ctrl-C."""
         import faust
 
+        from streams.agents.access import ExposedWithoutToken, check_exposure
         from streams.agents.app import create_app
+        from streams.agents.logs import logging_config
         from streams.agents.private import limit_fetch_wait, make_producers_idempotent
         from streams.agents.tuning import tune_gc
         from streams.topics.admin import create_topics
 
         settings = load_settings(bootstrap_servers=bootstrap, web_port=web_port)
+        try:
+            check_exposure(settings)
+        except ExposedWithoutToken as exc:
+            fail(str(exc))
         if create:
             try:
                 create_topics(settings, timeout_s=30)
@@ -36,7 +42,8 @@ def register(app: typer.Typer) -> None:
             make_producers_idempotent()
         tune_gc()
         faust_app, _ = create_app(settings)
-        runner = faust.Worker(faust_app, loglevel=loglevel, quiet=True)
+        logs = logging_config(loglevel, settings.log_format)
+        runner = faust.Worker(faust_app, loglevel=loglevel, quiet=True, logging_config=logs)
         # Faust's start-up spinner lowers the root logger to DEBUG (each record turns it), so
         # every debug call of Faust and aiokafka (several per message) built a record for
         # nothing: about 5% of a busy worker. Without it the root logger stays at `loglevel`.
