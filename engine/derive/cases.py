@@ -1,0 +1,77 @@
+"""Derive's published PMRM_2 cases (v2-core's portfolio_cases/*.json): each file's ``Scenario``
+(the portfolio) and ``Parameters`` read into the model's inputs, and its ``Result`` kept apart
+for comparison only.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from engine.derive.params import Pmrm2Params
+from engine.derive.portfolio import Portfolio
+
+
+class CaseError(ValueError):
+    """A case file that cannot be used: unreadable, not JSON, or a field missing or invalid."""
+
+    def __init__(self, path: Path, field: str, problem: str) -> None:
+        self.path, self.field, self.problem = path, field, problem
+        super().__init__(f"{path}: field {field}: {problem}")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One case: its name (the file's stem), inputs and Derive's stated result."""
+
+    name: str
+    path: Path
+    portfolio: Portfolio
+    params: Pmrm2Params
+    result: dict[str, Any] | None
+
+
+def _loc(block: str, loc: tuple[int | str, ...]) -> str:
+    """A pydantic error location as a JSON path (Scenario.Options[2].Strike)."""
+    out = block
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def _block(data: dict[str, Any], path: Path, block: str) -> dict[str, Any]:
+    """A top-level object of the case, or CaseError naming it."""
+    value = data.get(block)
+    if not isinstance(value, dict):
+        raise CaseError(path, block, "missing" if value is None else "not an object")
+    return value
+
+
+def _validate(model: Any, data: dict[str, Any], path: Path, block: str) -> Any:
+    """Validate a block into a model; the first complaint becomes a CaseError naming the field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        problem = "missing" if first["type"] == "missing" else first["msg"]
+        raise CaseError(path, _loc(block, tuple(first["loc"])), problem) from None
+
+
+def read_case(path: Path) -> Case:
+    """Read and validate a case file (CaseError when it is unusable)."""
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise CaseError(path, "(file)", exc.strerror or str(exc)) from None
+    except ValueError as exc:
+        raise CaseError(path, "(file)", f"not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise CaseError(path, "(file)", "not a JSON object")
+    portfolio = _validate(Portfolio, _block(data, path, "Scenario"), path, "Scenario")
+    params = _validate(Pmrm2Params, _block(data, path, "Parameters"), path, "Parameters")
+    result = data.get("Result")
+    return Case(path.stem, path, portfolio, params, result if isinstance(result, dict) else None)
