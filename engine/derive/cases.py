@@ -19,9 +19,10 @@ from engine.derive.portfolio import Portfolio
 class CaseError(ValueError):
     """A case file that cannot be used: unreadable, not JSON, or a field missing or invalid."""
 
-    def __init__(self, path: Path, field: str, problem: str) -> None:
+    def __init__(self, path: Path, field: str | None, problem: str) -> None:
         self.path, self.field, self.problem = path, field, problem
-        super().__init__(f"{path}: field {field}: {problem}")
+        where = f"case file {path}" + (f": field {field}" if field else "")
+        super().__init__(f"{where}: {problem}")
 
 
 @dataclass(frozen=True)
@@ -61,17 +62,37 @@ def _validate(model: Any, data: dict[str, Any], path: Path, block: str) -> Any:
         raise CaseError(path, _loc(block, tuple(first["loc"])), problem) from None
 
 
+def _check_feeds(portfolio: Portfolio, path: Path) -> None:
+    """Every option's expiry must have its feed (forward, rate, confidences)."""
+    feeds = {feed.expiry_s for feed in portfolio.feeds}
+    for i, option in enumerate(portfolio.options):
+        if option.expiry_s not in feeds:
+            problem = f"no Scenario.OptionFeeds entry has FeedExpiry {option.expiry_s}"
+            raise CaseError(path, f"Scenario.Options[{i}].Expiry", problem)
+
+
+def result_of(case: Case, keys: list[str]) -> dict[str, Any]:
+    """The case's Result holding every key asked for, or CaseError naming the first missing."""
+    if case.result is None:
+        raise CaseError(case.path, "Result", "missing")
+    for key in keys:
+        if key not in case.result:
+            raise CaseError(case.path, f"Result.{key}", "missing")
+    return case.result
+
+
 def read_case(path: Path) -> Case:
     """Read and validate a case file (CaseError when it is unusable)."""
     try:
         data = json.loads(path.read_text())
     except OSError as exc:
-        raise CaseError(path, "(file)", exc.strerror or str(exc)) from None
+        raise CaseError(path, None, exc.strerror or str(exc)) from None
     except ValueError as exc:
-        raise CaseError(path, "(file)", f"not valid JSON ({exc})") from None
+        raise CaseError(path, None, f"not valid JSON ({exc})") from None
     if not isinstance(data, dict):
-        raise CaseError(path, "(file)", "not a JSON object")
+        raise CaseError(path, None, "not a JSON object")
     portfolio = _validate(Portfolio, _block(data, path, "Scenario"), path, "Scenario")
+    _check_feeds(portfolio, path)
     params = _validate(Pmrm2Params, _block(data, path, "Parameters"), path, "Parameters")
     result = data.get("Result")
     return Case(path.stem, path, portfolio, params, result if isinstance(result, dict) else None)

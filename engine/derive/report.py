@@ -48,7 +48,7 @@ def split_losses(
         if scenario.is_skew:
             skew.append([scenario.vol_shock.value, float(pnl)])
             continue
-        move = scenario.spot_shock - 1.0
+        move = round(scenario.spot_shock - 1.0, 12)
         row = [move, VOL_CODES[scenario.vol_shock], float(pnl)]
         (regular if abs(move) <= limit else tail).append(row)
     return regular, tail, skew
@@ -126,7 +126,7 @@ def differences(ours: dict[str, Any], result: dict[str, Any]) -> list[str]:
     """One line per figure (or list entry) that differs from Derive's Result."""
     lines: list[str] = []
     for key, theirs_key in FIGURES.items():
-        label = f"{key} (Result.{theirs_key})"
+        label = f"Result.{theirs_key}"
         theirs = result.get(theirs_key)
         if key.endswith("_losses"):
             lines += _diff_rows(label, ours[key], theirs)
