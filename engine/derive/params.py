@@ -116,7 +116,6 @@ class Pmrm2Params(_Block):
     only sorts losses for reporting; the margin takes the worst of all scenarios alike.
     """
 
-    model: str = "derive-pmrm2"
     scenarios: list[Scenario] = Field(alias="Scenarios", min_length=1)
     skew_shock: SkewShockParams = Field(alias="SkewShock")
     vol_shock: VolShockParams = Field(alias="VolShock")

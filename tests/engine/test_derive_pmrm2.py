@@ -32,6 +32,7 @@ from engine.derive.shocks import (
     static_discounts,
     vol_shock_multipliers,
 )
+from engine.params import MarginModel, RiskParams
 
 ROOT = Path(__file__).resolve().parents[2]
 CASE_DIR = ROOT.parent / "shared" / "data" / "derive-pmrm2"
@@ -212,6 +213,31 @@ def test_a_missing_field_is_named(tmp_path: Path) -> None:
     with pytest.raises(CaseError) as caught:
         read_case(broken)
     assert caught.value.field == "Scenario.Options[3].Strike"
+
+
+# ---- the preset ----
+
+
+def test_presets_name_their_model() -> None:
+    assert RiskParams().model is MarginModel.SPMA
+    assert RiskParams.preset("span16").model is MarginModel.SPMA
+    derive = RiskParams.preset("derive-pmrm2")
+    assert derive.model is MarginModel.DERIVE_PMRM2 and derive.derive is not None
+    assert RiskParams.from_json(derive.to_json()) == derive
+    with pytest.raises(ValidationError, match="needs its parameters"):
+        RiskParams(model=MarginModel.DERIVE_PMRM2)
+
+
+@needs_cases
+def test_the_preset_is_derives_baseline_set() -> None:
+    """The preset holds the parameters of Derive's baseline cases: with it, such a case gives
+    Derive's Result."""
+    path = CASE_DIR / "test_62_general_random_2.json"
+    case = read_case(path)
+    preset = RiskParams.preset("derive-pmrm2").derive
+    assert preset == case.params
+    ours = figures(case.name, margin(case.portfolio, preset), preset)
+    assert case.result is not None and differences(ours, case.result) == []
 
 
 # ---- the command line ----
