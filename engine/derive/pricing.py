@@ -2,9 +2,10 @@
 expiry's discount factor.
 
 Derive's contract (Black76.sol) works in 18-decimal fixed point: a put from put-call parity
-floored at 0, the standard call set to 1 once sigma sqrt(T) reaches 24, a zero total vol taken
-as the intrinsic value, and its own normal CDF. Each of these agrees with the closed form to far
-below the 1e-8 relative tolerance of Derive's own cases, so the engine's formula is reused.
+floored at 0, the standard call set to 1 once sigma sqrt(T) reaches 24 (where N(d2) < 1e-32), a
+zero total vol taken as the intrinsic value, and a normal CDF by Hart's rational approximation
+(double precision). Each agrees with the closed form far below the 1e-8 relative tolerance of
+Derive's own cases (all of which it reproduces), so the engine's formula is reused as it is.
 """
 
 from __future__ import annotations
