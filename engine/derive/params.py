@@ -108,12 +108,23 @@ class OtherContingencyParams(_Block):
     im_option_percent: float = Field(alias="IM_OPTION_PERCENT", ge=0)
 
 
+class CollateralSpec(_Block):
+    """How PMRM_2 takes one collateral asset on the stream: its IM and MM haircuts, and whether it
+    cancels the risk of its own underlying's positions (moves with spot in the scenarios)."""
+
+    im_haircut: float = Field(ge=0, le=1)
+    mm_haircut: float = Field(ge=0, le=1)
+    risk_cancelling: bool = False
+
+
 class Pmrm2Params(_Block):
     """A complete PMRM_2 parameter set: the scenarios and every parameter block.
 
     ``regular_spot_range``: scenarios whose spot move is within it are the regular grid, those
     beyond it the tail scenarios (Derive's grid: +/-18% regular, tails from -66% to +300%). It
     only sorts losses for reporting; the margin takes the worst of all scenarios alike.
+    ``collateral`` (by asset) and ``collateral_default`` serve the stream's accounts only (a
+    case states its collaterals' haircuts itself).
     """
 
     scenarios: list[Scenario] = Field(alias="Scenarios", min_length=1)
@@ -123,6 +134,12 @@ class Pmrm2Params(_Block):
     basis_contingency: BasisContingencyParams = Field(alias="BasisContingency")
     other_contingency: OtherContingencyParams = Field(alias="OtherContingency")
     regular_spot_range: float = Field(0.18, ge=0)
+    collateral: dict[str, CollateralSpec] = Field(default_factory=dict)
+    collateral_default: CollateralSpec = CollateralSpec(im_haircut=0.1, mm_haircut=0.35)
+
+    def collateral_spec(self, asset: str) -> CollateralSpec:
+        """The spec of a collateral asset (the default for one not listed)."""
+        return self.collateral.get(asset, self.collateral_default)
 
     @field_validator("scenarios")
     @classmethod

@@ -235,7 +235,8 @@ def test_the_preset_is_derives_baseline_set() -> None:
     path = CASE_DIR / "test_62_general_random_2.json"
     case = read_case(path)
     preset = RiskParams.preset("derive-pmrm2").derive
-    assert preset == case.params
+    stream_only = {"collateral", "collateral_default"}  # a case states its own collaterals
+    assert preset.model_dump(exclude=stream_only) == case.params.model_dump(exclude=stream_only)
     ours = figures(case.name, margin(case.portfolio, preset), preset)
     assert case.result is not None and differences(ours, case.result) == []
 
