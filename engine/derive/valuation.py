@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.arrays import BoolArray, FloatArray
+from engine.arrays import BoolArray, FloatArray, IntArray
 from engine.derive.book import ExpiryBook
 from engine.derive.params import Pmrm2Params, Scenario, VolShock
 from engine.derive.pricing import option_prices
@@ -22,14 +22,16 @@ from engine.derive.shocks import (
     year_fraction,
 )
 
+VOL_CODES = {shock: code for code, shock in enumerate(VolShock)}
+
 
 @dataclass(frozen=True)
 class ScenarioGrid:
-    """Scenarios as arrays (length n_s): spot multiplier, dampening and vol move."""
+    """Scenarios as arrays (length n_s): spot multiplier, dampening and vol move (its code)."""
 
     spot_shock: FloatArray
     dampening: FloatArray
-    vol_shock: list[VolShock]
+    vol_code: IntArray
 
     @classmethod
     def of(cls, scenarios: list[Scenario]) -> ScenarioGrid:
@@ -37,12 +39,17 @@ class ScenarioGrid:
         return cls(
             spot_shock=np.array([s.spot_shock for s in scenarios], dtype=np.float64),
             dampening=np.array([s.dampening for s in scenarios], dtype=np.float64),
-            vol_shock=[s.vol_shock for s in scenarios],
+            vol_code=np.array([VOL_CODES[s.vol_shock] for s in scenarios], dtype=np.int64),
         )
 
     def is_(self, shock: VolShock) -> BoolArray:
         """Mask of the scenarios with a given vol move."""
-        return np.array([v is shock for v in self.vol_shock], dtype=np.bool_)
+        return np.asarray(self.vol_code == VOL_CODES[shock])
+
+    @property
+    def skew(self) -> BoolArray:
+        """Mask of the two skew shocks (LINEAR, ABS)."""
+        return np.asarray(self.is_(VolShock.LINEAR) | self.is_(VolShock.ABS))
 
 
 def skew_vol_multipliers(book: ExpiryBook, params: Pmrm2Params, linear: bool) -> FloatArray:
@@ -78,8 +85,7 @@ def _vols(book: ExpiryBook, grid: ScenarioGrid, params: Pmrm2Params) -> FloatArr
 def _forwards(book: ExpiryBook, grid: ScenarioGrid) -> FloatArray:
     """(n_s, n_o) forwards: the variable portion moves with spot, except in the skew shocks."""
     e = book.expiry_index
-    skew = grid.is_(VolShock.LINEAR) | grid.is_(VolShock.ABS)
-    shock = np.where(skew, 1.0, grid.spot_shock)
+    shock = np.where(grid.skew, 1.0, grid.spot_shock)
     return np.asarray(shock[:, None] * book.forward_variable[e] + book.forward_fixed[e])
 
 
@@ -106,8 +112,7 @@ def option_pnls(
     pos, neg = static_discounts(book.rate, book.seconds, book.discount, params.margin)
     discounted = values * np.where(values >= 0, pos, neg)
     pnl = (discounted - marks) * grid.dampening[:, None]
-    skew = (grid.is_(VolShock.LINEAR) | grid.is_(VolShock.ABS))[:, None]
-    return np.asarray(np.where(skew, -np.abs(pnl), pnl).sum(axis=1))
+    return np.asarray(np.where(grid.skew[:, None], -np.abs(pnl), pnl).sum(axis=1))
 
 
 def linear_pnls(grid: ScenarioGrid, exposure: float) -> FloatArray:
