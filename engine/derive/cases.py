@@ -8,9 +8,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from engine.derive.params import Pmrm2Params
 from engine.derive.portfolio import Portfolio
@@ -49,6 +49,31 @@ def _block(data: dict[str, Any], path: Path, block: str) -> dict[str, Any]:
     value = data.get(block)
     if not isinstance(value, dict):
         raise CaseError(path, block, "missing" if value is None else "not an object")
+    return value
+
+
+def known_keys(model: type[BaseModel], data: Any) -> Any:
+    """The mapping with only the keys the model knows (by Derive's name or ours), recursively:
+    Derive's cases carry figures of their own beside the parameters (``IM_PERP_PERCENT_NORMAL``)."""
+    if not isinstance(data, dict):
+        return data
+    out = {}
+    for name, info in model.model_fields.items():
+        for key in (info.alias, name):
+            if key is not None and key in data:
+                out[key] = _known_value(info.annotation, data[key])
+                break
+    return out
+
+
+def _known_value(annotation: Any, value: Any) -> Any:
+    """A field's value pruned by known_keys when its type is a model or a list of models."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return known_keys(annotation, value)
+    args = get_args(annotation)
+    inner = args[0] if args else None
+    if isinstance(inner, type) and issubclass(inner, BaseModel) and isinstance(value, list):
+        return [known_keys(inner, item) for item in value]
     return value
 
 
@@ -93,6 +118,7 @@ def read_case(path: Path) -> Case:
         raise CaseError(path, None, "not a JSON object")
     portfolio = _validate(Portfolio, _block(data, path, "Scenario"), path, "Scenario")
     _check_feeds(portfolio, path)
-    params = _validate(Pmrm2Params, _block(data, path, "Parameters"), path, "Parameters")
+    parameters = known_keys(Pmrm2Params, _block(data, path, "Parameters"))
+    params = _validate(Pmrm2Params, parameters, path, "Parameters")
     result = data.get("Result")
     return Case(path.stem, path, portfolio, params, result if isinstance(result, dict) else None)

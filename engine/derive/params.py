@@ -14,10 +14,11 @@ DAY_SECONDS = 86400.0
 
 
 class _Block(BaseModel):
-    """Base of a parameter block: immutable, finite, filled by field name or by Derive's name."""
+    """Base of a parameter block: immutable, finite, filled by field name or by Derive's name;
+    an unknown key is refused (a case file's extra keys are dropped by its reader)."""
 
     model_config = ConfigDict(
-        frozen=True, extra="ignore", allow_inf_nan=False, populate_by_name=True
+        frozen=True, extra="forbid", allow_inf_nan=False, populate_by_name=True
     )
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from engine.derive.cases import CaseError, read_case
+from engine.derive.cases import CaseError, known_keys, read_case
 from engine.derive.contingencies import naked_shorts
 from engine.derive.model import margin
 from engine.derive.params import Pmrm2Params, VolShockParams
@@ -51,7 +51,8 @@ def test_case_matches_derives_result(path: Path) -> None:
 
 def _params() -> Pmrm2Params:
     """A case's parameter set (Derive's published one)."""
-    return Pmrm2Params.model_validate(json.loads(SAMPLE.read_text())["Parameters"])
+    data = json.loads(SAMPLE.read_text())["Parameters"]
+    return Pmrm2Params.model_validate(known_keys(Pmrm2Params, data))
 
 
 needs_cases = pytest.mark.skipif(not SAMPLE.is_file(), reason=f"no Derive cases in {CASE_DIR}")
@@ -183,7 +184,7 @@ def test_a_long_perp_loses_the_worst_spot_drop_times_the_loss_factor() -> None:
 
 @needs_cases
 def test_skew_scenarios_must_be_single_and_at_an_unmoved_spot() -> None:
-    data = json.loads(SAMPLE.read_text())["Parameters"]
+    data = known_keys(Pmrm2Params, json.loads(SAMPLE.read_text())["Parameters"])
     moved = [*data["Scenarios"][:-1], {**data["Scenarios"][-1], "SpotShock": 1.18}]
     with pytest.raises(ValidationError, match="SpotShock 1"):
         Pmrm2Params.model_validate({**data, "Scenarios": moved})
@@ -226,6 +227,10 @@ def test_presets_name_their_model() -> None:
     assert RiskParams.from_json(derive.to_json()) == derive
     with pytest.raises(ValidationError, match="needs its parameters"):
         RiskParams(model=MarginModel.DERIVE_PMRM2)
+    body = derive.model_dump(mode="json")
+    body["derive"]["margin"]["im_factr"] = 1.5  # a typo is refused, not ignored
+    with pytest.raises(ValidationError, match="im_factr"):
+        RiskParams.model_validate(body)
 
 
 @needs_cases
