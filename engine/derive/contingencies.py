@@ -13,7 +13,6 @@ from engine.derive.book import ExpiryBook
 from engine.derive.params import Pmrm2Params, Scenario, VolShock
 from engine.derive.portfolio import Portfolio
 from engine.derive.shocks import basis_factor, confidence_contingency
-from engine.derive.valuation import ScenarioGrid, expiry_values
 
 
 @dataclass(frozen=True)
@@ -71,17 +70,22 @@ def expiry_naked_shorts(book: ExpiryBook) -> FloatArray:
     return out
 
 
-def forward_contingency(book: ExpiryBook, params: Pmrm2Params, marks: FloatArray) -> float:
-    """Sum over expiries of the worse loss under the two basis spot moves (vol unchanged, no
-    static discount), capped at 0, times add + mult x T. Returned as Derive states it (<= 0)."""
+def basis_moves(params: Pmrm2Params) -> list[Scenario]:
+    """The forward contingency's two spot moves (vol unchanged, undamped)."""
     basis = params.basis_contingency
-    moves = [
+    return [
         Scenario(spot_shock=s, vol_shock=VolShock.NONE, dampening=1.0)
         for s in (basis.scenario_spot_up, basis.scenario_spot_down)
     ]
-    values = expiry_values(book, ScenarioGrid.of(moves), params)
-    worst = np.minimum(np.min(values - marks, axis=0), 0.0)
-    return float(np.sum(worst * basis_factor(book.seconds, basis)))
+
+
+def forward_contingency(
+    book: ExpiryBook, params: Pmrm2Params, marks: FloatArray, moved: FloatArray
+) -> float:
+    """Sum over expiries of the worse loss under the two basis moves (``moved``: their expiry
+    values, no static discount), capped at 0, times add + mult x T. As Derive states it (<= 0)."""
+    worst = np.minimum(np.min(moved - marks, axis=0), 0.0)
+    return float(np.sum(worst * basis_factor(book.seconds, params.basis_contingency)))
 
 
 def contingencies(

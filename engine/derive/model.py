@@ -13,7 +13,12 @@ import numpy as np
 
 from engine.arrays import FloatArray
 from engine.derive.book import ExpiryBook, arrange
-from engine.derive.contingencies import Contingencies, contingencies, forward_contingency
+from engine.derive.contingencies import (
+    Contingencies,
+    basis_moves,
+    contingencies,
+    forward_contingency,
+)
 from engine.derive.params import Pmrm2Params, Scenario, VolShock
 from engine.derive.portfolio import Portfolio
 from engine.derive.shocks import stable_loss_factor
@@ -51,38 +56,42 @@ def collateral_values(portfolio: Portfolio) -> FloatArray:
     )
 
 
-def expiry_marks(book: ExpiryBook, params: Pmrm2Params) -> FloatArray:
-    """(n_e,) each expiry's mark: its options' discounted Black-76 value, unshocked."""
-    unshocked = Scenario(spot_shock=1.0, vol_shock=VolShock.NONE, dampening=1.0)
-    return np.asarray(expiry_values(book, ScenarioGrid.of([unshocked]), params)[0])
+UNSHOCKED = Scenario(spot_shock=1.0, vol_shock=VolShock.NONE, dampening=1.0)
 
 
 def scenario_pnls(
     portfolio: Portfolio,
     book: ExpiryBook,
     params: Pmrm2Params,
-    marks: FloatArray,
     values: FloatArray,
+    marks: FloatArray,
 ) -> FloatArray:
-    """(n_s,) each scenario's P&L against the mark: perp, options, risk-cancelling collateral."""
+    """(n_s,) each scenario's P&L against the mark: perp, options (from the expiries' scenario
+    values), risk-cancelling collateral."""
     grid = ScenarioGrid.of(params.scenarios)
     cancelling = sum(
-        (v for v, c in zip(values, portfolio.collaterals, strict=True) if c.risk_cancelling),
+        (
+            v
+            for v, c in zip(collateral_values(portfolio), portfolio.collaterals, strict=True)
+            if c.risk_cancelling
+        ),
         0.0,
     )
     perp = linear_pnls(grid, portfolio.perp_position * portfolio.perp_price)
-    return np.asarray(
-        perp + option_pnls(book, grid, params, marks) + linear_pnls(grid, float(cancelling))
-    )
+    options = option_pnls(book, grid, params, values, marks)
+    return np.asarray(perp + options + linear_pnls(grid, float(cancelling)))
 
 
 def margin(portfolio: Portfolio, params: Pmrm2Params) -> Pmrm2Margin:
     """IM, MM and every intermediate figure of a portfolio under PMRM_2."""
     book = arrange(portfolio)
-    marks = expiry_marks(book, params)
+    n = len(params.scenarios)
+    grid = ScenarioGrid.of([*params.scenarios, UNSHOCKED, *basis_moves(params)])
+    expiries = expiry_values(book, grid, params)  # one valuation: scenarios, marks, basis moves
+    marks = expiries[n]
+    pnls = scenario_pnls(portfolio, book, params, expiries[:n], marks)
+    forward = forward_contingency(book, params, marks, expiries[n + 1 :])
     values = collateral_values(portfolio)
-    pnls = scenario_pnls(portfolio, book, params, marks, values)
-    forward = forward_contingency(book, params, marks)
     charges = contingencies(portfolio, book, params, values)
     worst = min(forward, float(np.min(pnls)))
     perp_mtm = portfolio.perp_pnl + portfolio.perp_funding

@@ -70,15 +70,13 @@ def _vols(book: ExpiryBook, grid: ScenarioGrid, params: Pmrm2Params) -> FloatArr
     e = book.expiry_index
     vol = np.broadcast_to(book.vol, (grid.spot_shock.size, book.vol.size))
     up_vol = np.maximum(params.vol_shock.min_vol_up_shock, book.vol * up[e])
-    linear = book.vol * skew_vol_multipliers(book, params, linear=True)
-    absolute = book.vol * skew_vol_multipliers(book, params, linear=False)
-    for shock, shocked in (
-        (VolShock.UP, up_vol),
-        (VolShock.DOWN, book.vol * down[e]),
-        (VolShock.LINEAR, linear),
-        (VolShock.ABS, absolute),
-    ):
+    for shock, shocked in ((VolShock.UP, up_vol), (VolShock.DOWN, book.vol * down[e])):
         vol = np.where(grid.is_(shock)[:, None], shocked[None, :], vol)
+    for shock in (VolShock.LINEAR, VolShock.ABS):
+        mask = grid.is_(shock)
+        if mask.any():
+            skewed = book.vol * skew_vol_multipliers(book, params, shock is VolShock.LINEAR)
+            vol = np.where(mask[:, None], skewed[None, :], vol)
     return np.asarray(vol)
 
 
@@ -91,6 +89,8 @@ def _forwards(book: ExpiryBook, grid: ScenarioGrid) -> FloatArray:
 
 def expiry_values(book: ExpiryBook, grid: ScenarioGrid, params: Pmrm2Params) -> FloatArray:
     """(n_s, n_e) value of each expiry's options in each scenario (no static discount)."""
+    if book.strike.size == 0:
+        return np.zeros((grid.spot_shock.size, book.seconds.size))
     e = book.expiry_index
     prices = option_prices(
         _forwards(book, grid),
@@ -104,11 +104,11 @@ def expiry_values(book: ExpiryBook, grid: ScenarioGrid, params: Pmrm2Params) -> 
 
 
 def option_pnls(
-    book: ExpiryBook, grid: ScenarioGrid, params: Pmrm2Params, marks: FloatArray
+    book: ExpiryBook, grid: ScenarioGrid, params: Pmrm2Params, values: FloatArray, marks: FloatArray
 ) -> FloatArray:
-    """(n_s,) options' P&L: static-discounted shocked value minus mark, dampened; in the skew
-    shocks each expiry counts as a loss whatever its sign (the skew rotated the worse way)."""
-    values = expiry_values(book, grid, params)
+    """(n_s,) options' P&L from the expiries' scenario values: static-discounted value minus
+    mark, dampened; in the skew shocks each expiry counts as a loss whatever its sign (the skew
+    rotated the worse way)."""
     pos, neg = static_discounts(book.rate, book.seconds, book.discount, params.margin)
     discounted = values * np.where(values >= 0, pos, neg)
     pnl = (discounted - marks) * grid.dampening[:, None]
