@@ -84,6 +84,7 @@ def _validate(model: Any, data: dict[str, Any], path: Path, block: str) -> Any:
     except ValidationError as exc:
         first = exc.errors()[0]
         problem = "missing" if first["type"] == "missing" else first["msg"]
+        problem = problem.removeprefix("Value error, ")
         raise CaseError(path, _loc(block, tuple(first["loc"])), problem) from None
 
 

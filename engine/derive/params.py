@@ -151,5 +151,8 @@ class Pmrm2Params(_Block):
             if len(skews) > 1:
                 raise ValueError(f"more than one {kind.value} scenario")
             if skews and skews[0].spot_shock != 1.0:
-                raise ValueError(f"the {kind.value} scenario must have SpotShock 1")
+                raise ValueError(
+                    f"the {kind.value} scenario must have SpotShock 1 (PMRM_2 refuses a skew"
+                    " shock with a spot move)"
+                )
         return scenarios
