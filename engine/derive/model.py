@@ -24,6 +24,9 @@ from engine.derive.portfolio import Portfolio
 from engine.derive.shocks import stable_loss_factor
 from engine.derive.valuation import ScenarioGrid, expiry_values, linear_pnls, option_pnls
 
+UNSHOCKED = Scenario(spot_shock=1.0, vol_shock=VolShock.NONE, dampening=1.0)
+"""The scenario whose expiry values are the marks."""
+
 
 @dataclass(frozen=True)
 class Pmrm2Margin:
@@ -54,9 +57,6 @@ def collateral_values(portfolio: Portfolio) -> FloatArray:
         [c.amount * c.price / portfolio.stable_price for c in portfolio.collaterals],
         dtype=np.float64,
     )
-
-
-UNSHOCKED = Scenario(spot_shock=1.0, vol_shock=VolShock.NONE, dampening=1.0)
 
 
 def scenario_pnls(
