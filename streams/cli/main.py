@@ -10,6 +10,7 @@ from streams.cli.commands import (
     loadgen,
     margin,
     prove,
+    reproduce,
     simulate,
     topics,
     verify,
@@ -24,7 +25,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-COMMANDS = (broker, topics, margin, demo, worker, simulate, loadgen, prove, verify)
+COMMANDS = (broker, topics, margin, demo, worker, simulate, loadgen, prove, verify, reproduce)
 """Each sub-command module, in the order of ``spma --help``; each exposes register(app)."""
 
 for _command in COMMANDS:
