@@ -2,10 +2,11 @@
 Basel zone and procyclicality, from the series the run recorded.
 
 An exception is a horizon whose realised loss exceeds the requirement asked at its start (MM,
-and separately IM), or whose requirement was not a number (a model that cannot say what it
-asks covers nothing; such steps are also counted apart as ``undefined``). The tests (Kupiec, Christoffersen, Basel) read the MM exceptions: MM is what
-an account may fall to before it is liquidated, so it is what must cover the loss over the
-liquidation horizon. A model that asks nothing of a portfolio that loses is red outright.
+and separately IM), or whose requirement was not a number: a model that cannot say what it asks
+covers nothing (such steps are also counted apart, ``undefined``). The tests (Kupiec,
+Christoffersen, Basel) read the MM exceptions: MM is what an account may fall to before it is
+liquidated, so it is what must cover the loss over the liquidation horizon. A model that asks
+nothing of a portfolio that loses is red outright.
 """
 
 from __future__ import annotations

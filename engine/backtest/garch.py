@@ -91,7 +91,7 @@ def _path(returns: FloatArray, ahead: FloatArray, days: int) -> PricePath:
     log_prices = np.vstack([np.zeros(len(UNDERLYINGS)), np.cumsum(returns, axis=0)])
     windows = tuple(EpisodeWindow(e.name, e.day, e.day + e.days) for e in EPISODES if e.day < days)
     return PricePath(
-        name="built-in GARCH(1,1) Student-t year with four documented crashes",
+        name="built-in GARCH year, 4 crashes",
         times=START + np.arange(days + 1, dtype=np.float64) * DAY_SECONDS,
         underlyings=tuple(u.name for u in UNDERLYINGS),
         prices=spots * np.exp(log_prices),
