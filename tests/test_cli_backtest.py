@@ -107,3 +107,27 @@ def test_a_bad_params_file_names_its_field(tmp_path: Path) -> None:
     file.write_text(json.dumps({"psr": {"BTC": 2.0}}))
     text = _error(*invoke("--params", str(file)))
     assert "p.json" in text and "psr" in text
+
+
+def test_a_preset_of_another_shape_is_left_out_of_the_default_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    presets = tmp_path / "presets"
+    presets.mkdir()
+    (presets / "static.json").write_text(
+        json.dumps({"name": "static", "dynamic": {"enabled": False}})
+    )
+    (presets / "other.json").write_text(json.dumps({"model": "something else"}))
+    monkeypatch.setattr("engine.params.PRESETS_DIR", presets)
+    monkeypatch.setattr("streams.cli.commands.backtest.PRESETS_DIR", presets)
+    out = tmp_path / "report"
+    code, text, _ = invoke("--prices", str(prices_csv(tmp_path, days=6)), "--out", str(out))
+    assert code == 0, text
+    assert "preset other left out" in text
+    assert list(json.loads((out / "backtest.json").read_text())["params"]) == ["default", "static"]
+
+
+def test_a_csv_that_is_not_text_is_named(tmp_path: Path) -> None:
+    file = tmp_path / "binary.csv"
+    file.write_bytes(b"\xff\xfe\x00garbage")
+    assert "binary.csv: not UTF-8 text" in _error(*invoke("--prices", str(file)))

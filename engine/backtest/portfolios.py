@@ -112,12 +112,14 @@ Built = tuple[list[Position], dict[str, float]]
 
 
 def _directional(leg: Leg) -> Built:
+    """A perpetual on the underlying's side, 35% of its notional in USDC."""
     side = DIRECTION.get(leg.underlying, 1.0)
     perp = Position(f"{leg.underlying}-PERPETUAL", side * leg.coins, leg.spot)
     return [perp], {"USDC": 0.35 * leg.coins * leg.spot}
 
 
 def _covered_call(leg: Leg) -> Built:
+    """The coin held and a call 10% out of the money sold against it, 5% in USDC."""
     coins = leg.coins / 2.0
     token, _ = _expiry(leg)
     call = f"{leg.underlying}-{token}-{strike_name(1.1 * leg.spot)}-C"
@@ -125,6 +127,7 @@ def _covered_call(leg: Leg) -> Built:
 
 
 def _market_maker(leg: Leg) -> Built:
+    """The option book of MM_BOOK, delta-hedged with the perpetual, 60% in USDC."""
     coins = 0.8 * leg.coins
     token, expiry = _expiry(leg)
     t = (expiry - leg.as_of) / (DAYS_PER_YEAR * DAY_SECONDS)
@@ -141,6 +144,7 @@ def _market_maker(leg: Leg) -> Built:
 
 
 def _basis(leg: Leg) -> Built:
+    """Long the dated future, short the inverse perpetual, 12% in USDC."""
     token, _ = _expiry(leg)
     future = Position(f"{leg.underlying}-{token}", leg.coins, leg.spot)
     short = Position(f"{leg.underlying}-PERPETUAL-INV", -leg.coins * leg.spot, leg.spot)
@@ -148,6 +152,7 @@ def _basis(leg: Leg) -> Built:
 
 
 def _overlevered(leg: Leg) -> Built:
+    """A long perpetual on 21% of its notional in USDC."""
     perp = Position(f"{leg.underlying}-PERPETUAL", leg.coins, leg.spot)
     return [perp], {"USDC": 0.21 * leg.coins * leg.spot}
 

@@ -32,6 +32,8 @@ def load_prices_csv(path: Path) -> PricePath:
         text = path.read_text()
     except OSError as exc:
         raise BacktestInputError(f"prices file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise BacktestInputError(f"prices file {path}: not UTF-8 text") from None
     rows = list(_rows(path, text))
     return _grid(path, rows, has_vol=any(not math.isnan(r[3]) for r in rows))
 

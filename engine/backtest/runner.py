@@ -74,6 +74,7 @@ class Ledger:
     notional: FloatArray = field(init=False)
 
     def __post_init__(self) -> None:
+        """Every figure unknown (NaN) until recorded."""
         self.equity = np.full((self.specs, self.periods, self.steps), np.nan)
         self.mm = np.full((self.steps, self.specs), np.nan)
         self.im = np.full_like(self.mm, np.nan)

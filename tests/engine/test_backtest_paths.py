@@ -18,6 +18,7 @@ from engine.backtest.prices_csv import load_prices_csv
 
 @pytest.fixture(scope="module")
 def year() -> PricePath:
+    """One built-in year for the module's tests."""
     return garch_year(7)
 
 

@@ -58,11 +58,23 @@ def load_one(value: str) -> tuple[str, RiskParams]:
         fail(f"params {'file ' + str(path) if is_file else value}: {exc}")
 
 
+def shipped_sets() -> list[tuple[str, RiskParams]]:
+    """'default' and every preset that loads as a parameter set; one that does not (a model of
+    another shape) is named on stderr and left out, so it cannot stop the default run."""
+    sets = []
+    for name in preset_names():
+        try:
+            sets.append((name, RiskParams.preset(name)))
+        except (ValueError, OSError) as exc:
+            reason = str(exc).splitlines()[0]
+            typer.echo(f"spma: warning: preset {name} left out: {reason}", err=True)
+    return sets
+
+
 def load_params(values: list[str]) -> list[tuple[str, RiskParams]]:
     """Every parameter set asked for (all presets when none), labels made distinct."""
     loaded, seen = [], set[str]()
-    for value in values or preset_names():
-        label, params = load_one(value)
+    for label, params in [load_one(v) for v in values] if values else shipped_sets():
         while label in seen:
             label += "'"
         seen.add(label)
