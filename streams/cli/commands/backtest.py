@@ -219,8 +219,7 @@ def register(app: typer.Typer) -> None:
             None, "--out", help="folder for backtest.json and the PNGs (default reports/...)"
         ),
     ) -> None:
-        """Backtest parameter sets on price paths: coverage, exceptions, Basel zone,
-        procyclicality, side by side."""
+        """Backtest parameter sets side by side: coverage, Basel zone, procyclicality."""
         if not horizon_days > 0:
             fail(f"--horizon-days: must be positive, got {horizon_days:g}")
         sets = load_params(params)
