@@ -6,7 +6,7 @@ alike, renormalised):
 
 - directional: perpetuals, long BTC and SOL, short ETH, 35% of the notional in USDC;
 - covered_call: the coin held, a call 10% out of the money about 33 days out sold against it;
-- market_maker: a book of calls and puts at 90%, 100% and 110% of spot, delta-hedged with the
+- market_maker: calls at 90%, 100% and 110% of spot and puts at 90% and 100%, delta-hedged with the
   perpetual at formation (Black-76 deltas at the step's vol), 60% in USDC;
 - basis: long the dated future about 33 days out, short the inverse perpetual, 12% in USDC;
 - overlevered: long perpetuals with 21% of the notional in USDC.
