@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from streams.cli.commands import (
+    backtest,
     broker,
     demo,
     loadgen,
@@ -25,7 +26,19 @@ app = typer.Typer(
     add_completion=False,
 )
 
-COMMANDS = (broker, topics, margin, demo, worker, simulate, loadgen, prove, verify, reproduce)
+COMMANDS = (
+    broker,
+    topics,
+    margin,
+    backtest,
+    reproduce,
+    demo,
+    worker,
+    simulate,
+    loadgen,
+    prove,
+    verify,
+)
 """Each sub-command module, in the order of ``spma --help``; each exposes register(app)."""
 
 for _command in COMMANDS:
