@@ -39,9 +39,10 @@ def hex_secret(text: str) -> bytes:
     return bytes.fromhex("".join(text.split()))
 
 
-def _config_file() -> Path:
-    """The TOML settings file: SPMA_CONFIG if set, else spma.toml in the working directory."""
-    return Path(os.environ.get("SPMA_CONFIG", "spma.toml"))
+def config_file() -> Path:
+    """The TOML settings file: SPMA_CONFIG if set (and not empty), else spma.toml in the working
+    directory."""
+    return Path(os.environ.get("SPMA_CONFIG") or "spma.toml")
 
 
 class Settings(BaseSettings):
@@ -223,7 +224,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Arguments, then SPMA_* variables, then the TOML file."""
-        toml = TomlConfigSettingsSource(settings_cls, toml_file=_config_file())
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=config_file())
         return (init_settings, env_settings, toml)
 
     def changelog_topic_config(self) -> dict[str, str]:
