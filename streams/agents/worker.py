@@ -96,7 +96,8 @@ class Worker:
 
     def new_table(self, name: str, partitions: int) -> Any:
         """A changelogged table of str keys and bytes values with the store's sizes and the
-        changelogs' topic configuration."""
+        changelogs' topic configuration; its changelog is named by the settings (under the
+        topic prefix), not by Faust."""
         return self.app.Table(
             name,
             default=None,
@@ -105,6 +106,25 @@ class Worker:
             value_type=bytes,
             options=self.settings.table_options(),
             extra_topic_configs=self.settings.changelog_topic_config(),
+            changelog_topic=self.new_changelog(name, partitions),
+        )
+
+    def new_changelog(self, table: str, partitions: int) -> Any:
+        """A table's changelog topic, as Faust's Table would make it (compacted, internal, no
+        acks awaited, a large buffer for recovery) but named ``Settings.changelog_topic``."""
+        return self.app.topic(
+            self.settings.changelog_topic(table),
+            key_type=str,
+            value_type=bytes,
+            key_serializer=self.app.conf.key_serializer,
+            value_serializer=self.app.conf.value_serializer,
+            partitions=partitions,
+            compacting=True,
+            acks=False,
+            internal=True,
+            config=self.settings.changelog_topic_config(),
+            maxsize=131_072,
+            allow_empty=True,
         )
 
     def new_topic(self, name: str) -> Any:
