@@ -9,6 +9,7 @@ from streams.cli.commands import (
     demo,
     loadgen,
     margin,
+    params,
     prove,
     simulate,
     topics,
@@ -24,7 +25,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-COMMANDS = (broker, topics, margin, demo, worker, simulate, loadgen, prove, verify)
+COMMANDS = (broker, topics, params, margin, demo, worker, simulate, loadgen, prove, verify)
 """Each sub-command module, in the order of ``spma --help``; each exposes register(app)."""
 
 for _command in COMMANDS:
