@@ -33,6 +33,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "streams.kafka_io",
         "streams.topics.admin",
         "streams.topics.describe",
+        "streams.topics.migrate",
     ),  # plain Kafka clients
     ("streams.agents",),  # the Faust layer: worker, agents, tables, web views, metrics
     ("streams.tools",),  # demo, simulator, load generator

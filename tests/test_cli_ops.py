@@ -13,12 +13,14 @@ from pathlib import Path
 
 import pytest
 import typer
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from typer.testing import CliRunner, Result
 
 from infra.settings import Settings
 from streams.cli.commands.worker import check_changelogs, prepare
 from streams.cli.main import app
+from streams.kafka_io import read_tails
 from streams.tools.params import read_live
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -183,20 +185,34 @@ def test_topics_describe_and_create_with_other_partitions(
 
 
 @pytest.mark.broker
-def test_worker_refuses_changelogs_under_the_old_names(
+def test_changelogs_under_the_old_names_stop_the_worker_until_copied(
     kafka_bootstrap: str, unique_prefix: str
 ) -> None:
-    settings = Settings(
-        bootstrap_servers=kafka_bootstrap, topic_prefix=unique_prefix, app_id=unique_prefix + "app"
-    )
+    env = {**_broker_env(kafka_bootstrap, unique_prefix), "SPMA_APP_ID": unique_prefix + "app"}
+    settings = Settings(**_settings_of(env))  # type: ignore[arg-type]
     old = settings.model_copy(update={"legacy_changelog_names": True})
+    source, target = old.changelog_topic("portfolios"), settings.changelog_topic("portfolios")
     admin = AdminClient(settings.kafka_client_config())
-    name = old.changelog_topic("portfolios")
-    for future in admin.create_topics([NewTopic(name, 1, 1)]).values():
+    for future in admin.create_topics([NewTopic(source, 2, 1)]).values():
         future.result(30)
-    while name not in admin.list_topics(timeout=10).topics:  # metadata catches up
+    while source not in admin.list_topics(timeout=10).topics:  # metadata catches up
         time.sleep(0.1)
+    producer = Producer(settings.kafka_client_config())
+    written = [(0, b"a", b"1"), (1, b"b", b"2"), (0, b"a", None)]
+    for partition, key, value in written:
+        producer.produce(source, value=value, key=key, partition=partition)
+    assert producer.flush(30) == 0
     with pytest.raises(typer.Exit) as stopped:
         check_changelogs(settings)
     assert stopped.value.exit_code == 2
     check_changelogs(old)  # with the legacy names it starts
+
+    copied = spma("topics", "migrate-changelogs", env=env)
+    assert copied.exit_code == 0, copied.stderr
+    assert f"{source} -> {target}: 3 records" in copied.stdout
+    got = read_tails(settings, target, [0, 1])
+    in_order = sorted(got, key=lambda m: (m.partition, m.offset))
+    assert [(m.partition, m.key, m.value) for m in in_order] == [written[0], written[2], written[1]]
+    check_changelogs(settings)  # the new names are there: it starts
+    again = spma("topics", "migrate-changelogs", env=env)
+    assert again.exit_code == 2 and "already holds records" in one_error(again)

@@ -29,6 +29,9 @@ from streams.codec import AvroCodec
 from streams.market.state import MarketState
 from streams.topics.catalog import ACCOUNT_INPUTS, CATALOG, FUND_INPUTS, Topic
 
+TABLES = ("portfolios", "insurance-fund-state", "risk-params-state", "market-quotes-state")
+"""The worker's changelogged tables, by name (their changelogs: ``Settings.changelog_topic``)."""
+
 
 class Worker:
     """Everything one worker process holds besides Faust's own machinery."""
@@ -39,10 +42,11 @@ class Worker:
         self.codec = codec
         self.market = MarketState()  # the market agent's
         self.metrics = WorkerMetrics()
-        self.table = self.new_table("portfolios", settings.partitions)
-        self.fund_table = self.new_table("insurance-fund-state", 1)
-        self.params_table = self.new_table("risk-params-state", 1)
-        self.quotes_table = self.new_table("market-quotes-state", settings.partitions)
+        portfolios, fund, params, quotes = TABLES
+        self.table = self.new_table(portfolios, settings.partitions)
+        self.fund_table = self.new_table(fund, 1)
+        self.params_table = self.new_table(params, 1)
+        self.quotes_table = self.new_table(quotes, settings.partitions)
         self.topics = {name: self.new_topic(name) for name in CATALOG}
         self.clock = Clock()
         self.sender = Sender(settings, app, codec, self.metrics)

@@ -1,9 +1,10 @@
-"""`spma topics create|list|describe`: the topic catalogue on the configured broker.
+"""`spma topics create|list|describe|migrate-changelogs`: the catalogue on the configured broker.
 
 `create` fails (exit 2) with the fix spelled out when existing topics have another partition
 count than asked: Kafka cannot lower one, and raising it moves keys (accounts) to other
 partitions than their state. `describe` compares each topic with the settings (exit 1 when any
-differs).
+differs). `migrate-changelogs` copies the tables' changelogs of a deployment from before they were
+put under the prefix (streams/topics/migrate.py).
 """
 
 from __future__ import annotations
@@ -109,3 +110,27 @@ def register(app: typer.Typer) -> None:
             typer.echo(describe_line(state))
         if any(state.mismatches for state in states):
             raise typer.Exit(1)
+
+    @group.command("migrate-changelogs")
+    def migrate_changelogs(
+        bootstrap: str | None = typer.Option(
+            None, help="bootstrap servers (SPMA_BOOTSTRAP_SERVERS)"
+        ),
+    ) -> None:
+        """With every worker stopped: copy the tables' changelogs from Faust's old names
+        ({app_id}-{table}-changelog) to their names under the prefix."""
+        from streams.agents.worker import TABLES
+        from streams.topics.migrate import MigrationError, migrate
+
+        settings = load_settings(bootstrap_servers=bootstrap)
+        if settings.legacy_changelog_names:
+            fail("SPMA_LEGACY_CHANGELOG_NAMES is set: the workers use the old names; unset it")
+        try:
+            done = migrate(settings, TABLES)
+        except MigrationError as exc:
+            fail(str(exc))
+        except Exception as exc:  # broker unreachable, refused request
+            fail(f"cannot copy changelogs on {settings.bootstrap_servers}: {exc}", 1)
+        for copied in done:
+            what = "no old changelog" if copied.records is None else f"{copied.records} records"
+            typer.echo(f"{copied.source} -> {copied.target}: {what}")

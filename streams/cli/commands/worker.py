@@ -59,8 +59,9 @@ def check_changelogs(settings: Settings) -> None:
     ):
         fail(
             f"the tables' changelogs are named {old.changelog_topic('<table>')} on the broker, "
-            f"now {settings.changelog_topic('<table>')}: set SPMA_LEGACY_CHANGELOG_NAMES=true to "
-            "keep them (README, Operations)"
+            f"now {settings.changelog_topic('<table>')}: copy them with `spma topics "
+            "migrate-changelogs` (every worker stopped), or set SPMA_LEGACY_CHANGELOG_NAMES=true "
+            "to keep the old names"
         )
 
 
