@@ -16,6 +16,7 @@ BENCHMARKS = (
     "bench.bench_pipeline",
     "bench.bench_memory",
     "bench.bench_solvency",
+    "bench.bench_backtest",
 )
 
 

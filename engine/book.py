@@ -18,10 +18,11 @@ import scipy.sparse as sp
 from engine.account_margin import margin_of_row
 from engine.arrays import FloatArray
 from engine.book_state import UnderlyingBook
+from engine.derive.accounts import derive_report
 from engine.instruments import Instrument, InstrumentError, InstrumentKind, InstrumentTable
 from engine.margin import MarginReport
 from engine.market import MarketSnapshot, UnderlyingMarket
-from engine.params import RiskParams
+from engine.params import MarginModel, RiskParams
 from engine.requirement import (
     RequirementInputs,
     ShortfallCache,
@@ -305,7 +306,10 @@ class MarginBook:
         return shortfall_of(self._inputs(rows), self.params, self._shortfall)
 
     def margin_rows(self, rows: np.ndarray) -> MarginReport:
-        """The margin of accounts given by row (one row: the one-account path, same figures)."""
+        """The margin of accounts given by row (one row: the one-account path, same figures);
+        under a set selecting Derive's PMRM_2, that model's (engine/derive/accounts.py)."""
+        if self.params.model is MarginModel.DERIVE_PMRM2:
+            return derive_report(self, rows)
         if rows.size == 1:
             return margin_of_row(self, int(rows[0]), self._shortfall)
         return compute_requirement(self._inputs(rows), self.params, self._shortfall)
@@ -313,6 +317,8 @@ class MarginBook:
     def margin_batch(self, rows: np.ndarray) -> MarginReport:
         """The margin of rows through the batch path whatever their number (tests compare it
         with the one-account path)."""
+        if self.params.model is MarginModel.DERIVE_PMRM2:
+            return derive_report(self, rows)
         return compute_requirement(self._inputs(rows), self.params, self._shortfall)
 
     def _inputs(self, rows: np.ndarray) -> RequirementInputs:

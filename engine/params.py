@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from engine.derive.params import Pmrm2Params
+
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 
 
@@ -30,6 +32,13 @@ class VolState(StrEnum):
     UP = "up"
     NONE = "none"
     DOWN = "down"
+
+
+class MarginModel(StrEnum):
+    """Which margin model a parameter set belongs to: ours (margin-model.md) or Derive's PMRM_2."""
+
+    SPMA = "spma"
+    DERIVE_PMRM2 = "derive-pmrm2"
 
 
 class ScenarioRole(StrEnum):
@@ -306,10 +315,16 @@ class InputParams(_Frozen):
 
 
 class RiskParams(_Frozen):
-    """A complete, versioned risk-parameter set; every number of the margin model lives here."""
+    """A complete, versioned risk-parameter set; every number of the margin model lives here.
+
+    ``model`` names the margin model the set belongs to; a Derive PMRM_2 set carries Derive's
+    parameters in ``derive`` (the other blocks still run the stream: inputs, oracle, statuses).
+    """
 
     name: str = "default"
     version: int = Field(1, ge=1)
+    model: MarginModel = MarginModel.SPMA
+    derive: Pmrm2Params | None = None
     psr: dict[str, float] = Field(default_factory=lambda: {"BTC": 0.16, "ETH": 0.18})
     psr_default: float = Field(0.25, gt=0, lt=1)
     majors: list[str] = Field(default_factory=lambda: ["BTC", "ETH"])
@@ -330,6 +345,12 @@ class RiskParams(_Frozen):
     status: StatusParams = Field(default_factory=StatusParams)
     proofs: ProofParams = Field(default_factory=ProofParams)
     inputs: InputParams = Field(default_factory=InputParams)
+
+    @model_validator(mode="after")
+    def _model_has_its_params(self) -> RiskParams:
+        if self.model is MarginModel.DERIVE_PMRM2 and self.derive is None:
+            raise ValueError("model derive-pmrm2 needs its parameters in 'derive'")
+        return self
 
     @field_validator("psr")
     @classmethod
@@ -372,7 +393,7 @@ class RiskParams(_Frozen):
 
     @classmethod
     def preset(cls, name: str) -> RiskParams:
-        """A parameter set shipped with the engine: 'default' or 'span16'."""
+        """A parameter set shipped with the engine: 'default', 'span16' or 'derive-pmrm2'."""
         if name == "default":
             return cls()
         path = PRESETS_DIR / f"{name}.json"

@@ -81,11 +81,18 @@ class LossSide:
     neg_weights: FloatArray
 
 
+LOWEST_MOVE = -1.0
+"""The largest fall a scenario may take: to a price of zero. A tail move in multiples of a scan
+range above 50% (span16's -2 x PSR under a dynamic PSR of 0.55) would ask for a negative price,
+which values options at NaN; it is the fall to zero instead."""
+
+
 def scenario_grid(params: RiskParams, underlying: str, psr: float | None = None) -> ScenarioGrid:
     """The grid of an underlying, with its PSR (or an effective PSR from dynamic margin)."""
     scan = params.psr_for(underlying) if psr is None else psr
     specs = params.scenario_set.scenarios
     moves = np.array([s.move * scan if s.unit == "psr" else s.move for s in specs])
+    moves = np.maximum(moves, LOWEST_MOVE)  # a tail move of a wide scan (span16's -2 x PSR)
     weights = np.array(
         [
             min(1.0, scan / abs(m))

@@ -103,7 +103,17 @@ class Settings(BaseSettings):
     store_url: str = Field("memory://", description="table store: memory:// or rocksdb://")
     table_standby_replicas: int = Field(0, ge=0)
     web_port: int = Field(6066, ge=1, le=65535, description="metrics and per-account view")
-    web_host: str = "127.0.0.1"
+    web_host: str = Field(
+        "127.0.0.1", description="address the web server binds (metrics, health, account view)"
+    )
+    web_token: SecretStr | None = Field(
+        None,
+        description="bearer token every web endpoint but /health, /ready and /metrics requires; "
+        "required when web_host is not a loopback address",
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="worker log lines: text, or one JSON object a line"
+    )
     data_dir: Path = Field(Path(".spma-data"), description="worker state (RocksDB) folder")
     # RocksDB keeps one database per table partition; its defaults (a 2 GiB block cache and
     # 3 x 64 MiB write buffers each) would exhaust a worker holding many partitions.

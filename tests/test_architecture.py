@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("engine", "infra", "streams", "bench")
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("engine",),  # the pure model
+    ("engine", "engine.derive"),  # the pure model; engine.derive: Derive's PMRM_2 beside ours
     ("infra",),  # settings and brokers: the process's infrastructure, nothing of the domain
     (
         "streams.errors",

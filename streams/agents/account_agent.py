@@ -132,6 +132,7 @@ class AccountAgent:
     def apply_market(self, proc: AccountProcessor, ref: InputRef, update: MarketUpdate) -> None:
         """Settle the partition's wave, revalue its accounts, file, persist and queue."""
         self.settle_wave(proc.partition)
+        self.metrics.event_time(Topic.MARKET_BROADCAST, update.ts.timestamp())
         started = time.perf_counter()
         outputs = proc.on_market(update, ref)
         self.metrics.revaluation.observe(time.perf_counter() - started)
@@ -159,6 +160,7 @@ class AccountAgent:
         assert isinstance(value, Fill | CollateralTransfer)
         check_key(key, value.account)
         self.clock.check(value.ts, self.market.params.status.future_ts_tolerance_s)
+        self.metrics.event_time(ref.topic.removeprefix(self.prefix), value.ts.timestamp())
         if self.batch.waiting(proc.partition, value.account):
             self.settle_wave(proc.partition)
         if isinstance(value, Fill):

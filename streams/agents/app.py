@@ -8,17 +8,23 @@ worker's guard (streams/agents/guard.py), which sends rejected inputs to the dlq
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterable
 from typing import Any
 
 import faust
 
 from infra.settings import Settings
-from streams.agents.private import check_versions
+from streams.agents.health import PROBE_EVERY_S
+from streams.agents.metrics import package_version
+from streams.agents.private import check_versions, size_producer_buffer
 from streams.agents.web import advertised_url, install_views
 from streams.agents.worker import Worker
 from streams.codec import codec_from_settings
 from streams.topics.catalog import ACCOUNT_INPUTS, FUND_INPUTS, MARKET_INPUTS
+
+log = logging.getLogger("spma")
 
 
 def new_app(settings: Settings) -> faust.App:
@@ -41,6 +47,10 @@ def new_app(settings: Settings) -> faust.App:
         web_bind=settings.web_host,  # Faust binds 0.0.0.0 otherwise, whatever web_host says
         canonical_url=advertised_url(settings),
         web_enabled=True,
+        web_router_enabled=False,  # Faust's views: a table's raw values to anyone who asks
+        web_tables_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
         producer_linger=0.005,
         autodiscover=False,
         key_serializer="json",
@@ -80,7 +90,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Worker]:
     @app.agent(inputs(app, settings, FUND_INPUTS), name="spma.fund")
     async def fund_agent(stream: Any) -> None:
         async for event in stream.events():
-            await worker.guard.run(worker.fund.on_input, event)
+            await worker.on_fund_input(event)
 
     # Repeats follow event time (the newest input seen by the partition), so a replay or a
     # test clock gives the same calls; with live prices event time tracks the wall clock.
@@ -97,13 +107,60 @@ def create_app(settings: Settings) -> tuple[faust.App, Worker]:
     async def expire_fund() -> None:
         await worker.fund.expire(settings.fund_takeover_quiet_s)
 
+    @app.timer(interval=PROBE_EVERY_S)  # type: ignore[untyped-decorator]  # as above
+    async def probe_broker() -> None:
+        await worker.health.watch()
+
+    buffered = 4 * settings.account_batch_max + 1000  # a batch's table writes, and then some
+    size_producer_buffer(app, buffered, worker.metrics.producer_buffer_full.inc)
+    install_lifecycle(app, worker)
+    return app, worker
+
+
+def install_lifecycle(app: faust.App, worker: Worker) -> None:
+    """The rebalance hooks (state forgotten, readiness and rebalance metrics) and the worker's
+    start, assignment and stop lines."""
+
     # mode's SignalHandlerT does not admit a coroutine function's type (it calls and awaits it)
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: Any, **_: Any) -> None:
+        worker.health.on_revoked(time.monotonic())
         worker.forget({tp.partition for tp in revoked})
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # as above
     async def on_assigned(sender: Any, assigned: Any, **_: Any) -> None:
+        worker.health.on_assigned(time.monotonic())
         worker.forget({tp.partition for tp in assigned})
+        log.info("assigned %s", assignment_line(assigned))
 
-    return app, worker
+    @app.on_rebalance_complete.connect  # type: ignore[arg-type]  # as above
+    async def on_rebalance_complete(sender: Any, **_: Any) -> None:
+        worker.health.on_rebalance_complete(time.monotonic())
+
+    @app.task  # type: ignore[untyped-decorator]  # Faust's task decorator is untyped
+    async def started() -> None:
+        log.info("started %s", start_line(worker.settings, app))
+
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]  # as above
+    async def stopping(sender: Any, **_: Any) -> None:
+        log.info("stopping (group %s)", worker.settings.app_id)
+
+
+def start_line(settings: Settings, app: faust.App) -> str:
+    """The worker's start line: version, broker, group, topics, partitions, web address."""
+    topics = sorted({*MARKET_INPUTS, *ACCOUNT_INPUTS, *FUND_INPUTS})
+    return (
+        f"spma {package_version('spma')}: broker {settings.bootstrap_servers}, group "
+        f"{settings.app_id}, topics {settings.topic_prefix}{{{','.join(topics)}}}, "
+        f"{settings.partitions} partitions, web http://{settings.web_host}:{settings.web_port} "
+        f"(advertised {app.conf.canonical_url})"
+    )
+
+
+def assignment_line(assigned: Iterable[Any]) -> str:
+    """The partitions of an assignment, by topic."""
+    by_topic: dict[str, list[int]] = {}
+    for tp in assigned:
+        by_topic.setdefault(tp.topic, []).append(tp.partition)
+    parts = [f"{topic} {sorted(ps)}" for topic, ps in sorted(by_topic.items())]
+    return "; ".join(parts) or "no partition"

@@ -8,6 +8,7 @@ The parameter set in force and the newest version of each set name live in their
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,12 +109,13 @@ class MarketAgent:
         value = self.codec.decode(topic, msg.value)
         assert isinstance(value, MarketRecord)  # the codec gives a market topic's records only
         self.clock.check(value.ts, self.market.params.status.future_ts_tolerance_s)
+        self.metrics.event_time(topic, value.ts.timestamp())
         if isinstance(value, RiskParamsRecord):
-            self.restore_params()
+            await self.restore_params()
         if isinstance(value, OraclePrice | BookDepth | VolSurfaceRecord):
             await self.listings.check(value.underlying, self.market.params)
         if isinstance(value, OraclePrice):
-            self.restore_underlying(value.underlying, msg.partition)
+            await self.restore_underlying(value.underlying, msg.partition)
         update = self.apply(value, f"{msg.topic}:{msg.partition}:{msg.offset}", topic)
         if update is not None:
             await self.send(update)
@@ -162,7 +164,7 @@ class MarketAgent:
             case RiskParamsRecord():
                 return self.market.on_params(value, uid)
 
-    def restore_underlying(self, underlying: str, partition: int) -> None:
+    async def restore_underlying(self, underlying: str, partition: int) -> None:
         """An underlying's oracle and EWMA state read back from the table (once after an
         assignment, the table's partitions checked against their changelog first) and written
         back once broadcast (``persist``): a restart or a takeover changes no mark, volatility or
@@ -171,7 +173,7 @@ class MarketAgent:
             return
         actives = self.broadcast.app.assignor.assigned_actives()
         held = {tp.partition for tp in actives if tp.topic == self.prices_topic}
-        self.quotes_check.ensure(partition, held)
+        await asyncio.to_thread(self.quotes_check.ensure, partition, held)  # off the loop
         raw = self.quotes_table.get(underlying)
         if raw:
             load_underlying(self.market, underlying, orjson.loads(raw))
@@ -200,13 +202,13 @@ class MarketAgent:
             await self.broadcast.send(key=key, value=data, partition=partition)
         self.metrics.sent(Topic.MARKET_BROADCAST, self.settings.partitions)
 
-    def restore_params(self) -> None:
+    async def restore_params(self) -> None:
         """Put the set in force and the newest version of each set name back into the market
         agent's state from its table, once after an assignment (a restarted worker must refuse
         a stale version as its predecessor would have)."""
         if self.params_restored:
             return
-        self.params_check.ensure(0)
+        await asyncio.to_thread(self.params_check.ensure, 0)
         raw = self.params_table.get(PARAMS_KEY)
         if raw:
             saved = ParamsInForce.from_json(raw)

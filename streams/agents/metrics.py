@@ -24,15 +24,37 @@ Names:
   when the worker checked it before use, written from the changelog (streams/agents/recovery.py);
 - ``spma_accounts{state}``: margined accounts (masters and isolated sub-accounts) by state, over
   the partitions this worker owns;
-- ``spma_insurance_fund_balance{currency}``: the fund's balance, on the worker that owns it.
+- ``spma_insurance_fund_balance{currency}``: the fund's balance, on the worker that owns it;
+- ``spma_input_age_seconds{topic}``: now minus the event time of the newest input handled of a
+  topic (an input topic whose producer stopped, or a worker that fell behind, shows here);
+- ``spma_mark_stale{underlying}``: 1 while the oracle's mark of an underlying this worker's market
+  agent prices is STALE;
+- ``spma_rebalances_total``, ``spma_rebalance_seconds``: the group's rebalances this worker took
+  part in, and the time from the revocation to the end of the tables' recovery;
+- ``spma_table_recovery_remaining{kind}``: changelog records still to recover (active, standby);
+- ``spma_ready``: 1 when ``/ready`` answers 200 (streams/agents/health.py);
+- ``spma_producer_buffer_messages``, ``spma_producer_buffer_full_total``: table writes waiting
+  in Faust's producer buffer, and the times it was full (the agent then waits for it to drain);
+- ``spma_build_info{version, python, faust}``, and prometheus-client's ``process_*`` (CPU, RSS,
+  open files) and ``python_info``.
 """
 
 from __future__ import annotations
 
+import platform
+import time
 from collections import Counter as Tally
 from collections.abc import Iterable, Mapping
+from importlib.metadata import PackageNotFoundError, version
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
 from prometheus_client.exposition import choose_encoder
 
 from engine.states import STATES
@@ -42,6 +64,7 @@ from streams.topics.catalog import Topic
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000)
+REBALANCE_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 OUTCOMES = ("applied", "duplicate", "conflated", "dlq")
 
 
@@ -127,6 +150,68 @@ class WorkerMetrics:
         )
         for state in STATES:
             self.accounts.labels(state.value).set(0)
+        self.add_state_gauges()
+        self.add_process_metrics()
+        self.newest_event: dict[str, float] = {}  # logical topic -> newest event time handled
+
+    def add_state_gauges(self) -> None:
+        """Gauges of the worker's condition, set on scrape (``streams/agents/health.py``)."""
+        self.input_age = Gauge(
+            "spma_input_age_seconds",
+            "Now minus the event time of the newest input handled, by logical topic",
+            ("topic",),
+            registry=self.registry,
+        )
+        self.mark_stale = Gauge(
+            "spma_mark_stale",
+            "1 while the mark of an underlying this worker's market agent prices is STALE",
+            ("underlying",),
+            registry=self.registry,
+        )
+        self.rebalances = Counter(
+            "spma_rebalances",
+            "Rebalances of the group this worker took part in",
+            registry=self.registry,
+        )
+        self.rebalance_time = Histogram(
+            "spma_rebalance_seconds",
+            "Time from a revocation to the end of the tables' recovery",
+            buckets=REBALANCE_BUCKETS,
+            registry=self.registry,
+        )
+        self.recovery_remaining = Gauge(
+            "spma_table_recovery_remaining",
+            "Changelog records still to recover into the tables, by kind (active, standby)",
+            ("kind",),
+            registry=self.registry,
+        )
+        self.ready = Gauge(
+            "spma_ready", "1 when the worker is ready (/ready answers 200)", registry=self.registry
+        )
+        self.producer_buffer = Gauge(
+            "spma_producer_buffer_messages",
+            "Table writes waiting in the producer buffer",
+            registry=self.registry,
+        )
+        self.producer_buffer_full = Counter(
+            "spma_producer_buffer_full",
+            "Times the producer buffer was full (the agent waited for it to drain)",
+            registry=self.registry,
+        )
+
+    def add_process_metrics(self) -> None:
+        """The process's CPU, memory and open files, Python's version, and the build."""
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        info = Gauge(
+            "spma_build_info",
+            "The worker's build: 1, labelled with the versions",
+            ("version", "python", "faust"),
+            registry=self.registry,
+        )
+        info.labels(
+            package_version("spma"), platform.python_version(), package_version("faust-streaming")
+        ).set(1)
 
     # ----- the hot path ---------------------------------------------------------------------
 
@@ -148,6 +233,11 @@ class WorkerMetrics:
         """One oracle quote set aside as an outlier."""
         self.outliers.labels(underlying, source).inc()
 
+    def event_time(self, topic: str, ts: float) -> None:
+        """An input of a logical topic stamped ``ts`` (epoch seconds) was handled."""
+        if ts > self.newest_event.get(topic, 0.0):
+            self.newest_event[topic] = ts
+
     def sent(self, topic: str, count: int = 1) -> None:
         """Records sent to a topic."""
         self.outputs.labels(topic).inc(count)
@@ -158,6 +248,12 @@ class WorkerMetrics:
         """Accounts by state (every state is set, so a state that emptied reads 0)."""
         for state in {*(s.value for s in STATES), *counts}:
             self.accounts.labels(state).set(counts.get(state, 0))
+
+    def set_input_ages(self, now: float | None = None) -> None:
+        """Each input topic's age: now minus the newest event time handled."""
+        now = time.time() if now is None else now
+        for topic, ts in self.newest_event.items():
+            self.input_age.labels(topic).set(max(0.0, now - ts))
 
     def set_fund_balance(self, currency: str, balance: float) -> None:
         """The insurance fund's balance in a currency."""
@@ -175,3 +271,11 @@ def count_states(processors: Iterable[AccountProcessor]) -> dict[str, int]:
     for proc in processors:
         tally.update(row.record.state for row in rows_of(proc.records.values()).values())
     return dict(tally)
+
+
+def package_version(name: str) -> str:
+    """An installed distribution's version ('unknown' when it is not installed as one)."""
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "unknown"

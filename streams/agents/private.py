@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -127,6 +127,34 @@ def make_producers_idempotent() -> None:
     # a patch of Faust's class: the original kept on it, its method replaced
     producer._spma_original_extra = original  # type: ignore[attr-defined]
     producer._settings_extra = extra  # type: ignore[method-assign]
+
+
+def size_producer_buffer(app: Any, max_messages: int, on_full: Callable[[], None]) -> None:
+    """Let Faust's producer buffer (table writes waiting to be sent) hold ``max_messages`` before
+    the agents wait for it to drain (Faust's 100 is less than one account batch writes, and warns
+    each time), and call ``on_full`` whenever it is full."""
+    buffer = app.producer.buffer
+    if not hasattr(buffer, "max_messages") or not hasattr(buffer, "wait_until_ebb"):
+        log.error("faust changed: its ProducerBuffer has no max_messages (private.py)")
+        return
+    buffer.max_messages = max(buffer.max_messages, max_messages)
+    original = buffer.wait_until_ebb
+
+    async def wait_until_ebb() -> None:
+        if buffer.size > buffer.max_messages:
+            on_full()
+        await original()
+
+    buffer.wait_until_ebb = wait_until_ebb
+
+
+def aiohttp_app(app: Any) -> Any:
+    """The aiohttp application under Faust's web server (its aiohttp driver's ``web_app``), for
+    the middleware in front of every view."""
+    web_app = getattr(app.web, "web_app", None)
+    if web_app is None:
+        raise RuntimeError("faust changed: its web server has no aiohttp application")
+    return web_app
 
 
 def committed_offset(consumer: Any, topic: str, partition: int) -> int | None:

@@ -1,7 +1,9 @@
-"""Whether the account inputs make progress: for each input partition this worker holds, the
-records behind the end its consumer last saw (the lag) and a stall, when records wait and none
-has been handled for ``stall_after_s``. A stall is logged once when it starts and once when it
-ends, and shown in ``spma_partition_stalled``; the lag in ``spma_consumer_lag``."""
+"""Whether the inputs make progress: for each input partition this worker holds (account, market
+and fund inputs), the records behind the end its consumer last saw (the lag) and a stall, when
+records wait and none has been handled for ``stall_after_s``. A stall is logged once when it
+starts and once when it ends, and shown in ``spma_partition_stalled``; the lag in
+``spma_consumer_lag``. The next offset to handle comes from the account partitions' cursor and
+from the offsets the market and fund agents handled."""
 
 from __future__ import annotations
 
@@ -17,10 +19,11 @@ TopicPartition = tuple[str, int]
 
 
 class Progress:
-    """Watches the cursor of the account partitions against their ends."""
+    """Watches the next offset to handle of each input partition against its end."""
 
     def __init__(self, cursor: Cursor, metrics: WorkerMetrics, stall_after_s: float) -> None:
         self.cursor = cursor
+        self.handled: dict[TopicPartition, int] = {}  # market and fund inputs: the next offset
         self.metrics = metrics
         self.stall_after_s = stall_after_s
         self.moved: dict[TopicPartition, tuple[int, float]] = {}  # next offset, when it moved
@@ -29,7 +32,7 @@ class Progress:
     def check(self, ends: Mapping[TopicPartition, int], now: float) -> None:
         """Update lag and stalls from each partition's end offset (``now``: monotonic)."""
         for tp, end in ends.items():
-            nxt = self.cursor.next.get(tp)
+            nxt = self.cursor.next.get(tp, self.handled.get(tp))
             if nxt is None:  # nothing handled since the assignment yet: measured from then
                 nxt = self.moved.get(tp, (end, now))[0]
             behind = max(0, end - nxt)
@@ -58,8 +61,14 @@ class Progress:
             log.warning("%s:%s moving again", topic, partition)
         self.metrics.stalled.labels(topic, str(partition)).set(1 if stalled else 0)
 
+    def done(self, topic: str, partition: int, offset: int) -> None:
+        """A market or fund input was handled (account inputs are the cursor's)."""
+        self.handled[topic, partition] = offset + 1
+
     def forget(self, partitions: set[int]) -> None:
         """Revoked or reassigned partitions start over."""
         for tp in [tp for tp in self.moved if tp[1] in partitions]:
             del self.moved[tp]
             self.stalled.discard(tp)
+        for tp in [tp for tp in self.handled if tp[1] in partitions]:
+            del self.handled[tp]

@@ -1,4 +1,11 @@
-"""The worker's HTTP views on Faust's web server: ``GET /metrics`` and ``GET /accounts/{id}``.
+"""The worker's HTTP views on Faust's web server: ``GET /health``, ``/ready``, ``/metrics`` and
+``/accounts/{id}``, and nothing else: Faust's own views (its tables' raw values, its router) are
+off, any other path is a 404, and every view but health, readiness and metrics asks for the
+bearer token when one is set (it must be when the worker listens beyond loopback:
+``streams/agents/access.py``).
+
+``/health`` answers 200 while the process and its event loop do; ``/ready`` 200 or 503 with the
+reasons (streams/agents/health.py).
 
 ``/metrics`` renders the worker's own Prometheus registry (faust/metrics.py), after setting the
 gauges that describe state (accounts by state, the insurance fund) from that state.
@@ -23,6 +30,7 @@ import socket
 import zlib
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import faust
@@ -37,6 +45,7 @@ from streams.accounts.portfolio import PortfolioRecord
 from streams.accounts.processor import AccountProcessor
 from streams.accounts.status import status_record
 from streams.accounts.subaccounts import decorate, standalone_requirements
+from streams.agents.access import install_access
 from streams.agents.metrics import count_states
 from streams.agents.worker import Worker
 from streams.fund.owner import FUND_KEY, FundOwner
@@ -44,6 +53,8 @@ from streams.market.state import MarketState, market_from_dict
 from streams.market.table import load_market
 
 FORWARD_TIMEOUT_S = 5.0
+VIEWS = ("/health", "/ready", "/metrics", "/accounts/{account}")
+"""The worker's views: any other route (Faust's) is not served."""
 # Fields of a margin-status record that describe the input that caused it: a view has none.
 INPUT_FIELDS = {"status_id", "input_topic", "input_partition", "input_offset"}
 WILDCARD_HOSTS = {"", "0.0.0.0", "::"}
@@ -150,10 +161,13 @@ def peers(worker: Worker, account: str) -> list[str]:
 
 async def _ask(worker: Worker, url: str, account: str) -> tuple[int, bytes] | None:
     """Ask one worker for an account from its own state; None when it cannot be reached."""
-    target = URL(url).with_path(f"/accounts/{account}").with_query(local="1")
+    path = "/accounts/" + quote(account, safe="")  # an id is one path segment, never a path
+    target = URL(url).with_path(path, encoded=True).with_query(local="1")
+    token = worker.settings.web_token
+    headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
     try:
         async with worker.app.http_client.get(
-            target, timeout=aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S)
+            target, headers=headers, timeout=aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S)
         ) as resp:
             return resp.status, await resp.read()
     except (TimeoutError, aiohttp.ClientError):
@@ -178,16 +192,40 @@ async def find_account(worker: Worker, account: str, local: bool) -> tuple[int, 
     return 404, orjson.dumps(body)
 
 
+def set_gauges(worker: Worker) -> None:
+    """The gauges that describe the worker's state, from that state (on scrape)."""
+    metrics = worker.metrics
+    metrics.set_accounts(count_states(list(worker.partitions.processors.values())))
+    fund = fund_balance(worker)
+    if fund is not None:
+        metrics.set_fund_balance(*fund)
+    metrics.set_input_ages()
+    for underlying in worker.market.marks:
+        metrics.mark_stale.labels(underlying).set(1 if underlying in worker.market.stale else 0)
+    metrics.producer_buffer.set(worker.app.producer.buffer.size)
+    worker.health.readiness(worker.app)
+
+
 def install_views(app: faust.App, worker: Worker) -> None:
-    """Add ``/metrics`` and ``/accounts/{account}`` to the worker's web server."""
+    """Add ``/health``, ``/ready``, ``/metrics`` and ``/accounts/{account}`` to the worker's web
+    server, and the access rules (streams/agents/access.py) in front of every view."""
+    install_access(app, worker.settings, VIEWS)
+
+    @app.page("/health", name="spma-health")
+    async def health(view: View, request: Request) -> Response:
+        """200 while the process and its event loop answer."""
+        return view.json({"status": "ok"})
+
+    @app.page("/ready", name="spma-ready")
+    async def ready(view: View, request: Request) -> Response:
+        """200 when the worker is ready, else 503 with the reasons."""
+        code, body = worker.health.readiness(worker.app)
+        return view.json(body, status=code)
 
     @app.page("/metrics", name="spma-metrics")
     async def metrics(view: View, request: Request) -> Response:
         """Prometheus exposition of this worker's registry."""
-        worker.metrics.set_accounts(count_states(list(worker.partitions.processors.values())))
-        fund = fund_balance(worker)
-        if fund is not None:
-            worker.metrics.set_fund_balance(*fund)
+        set_gauges(worker)
         body, content_type = worker.metrics.render(request.headers.get("Accept", ""))
         return view.bytes(body, headers={"Content-Type": content_type})
 

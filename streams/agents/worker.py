@@ -17,6 +17,7 @@ from streams.agents.account_agent import AccountAgent
 from streams.agents.clock import Clock
 from streams.agents.fund_agent import FundAgent
 from streams.agents.guard import Guard
+from streams.agents.health import Health
 from streams.agents.listing_view import ListingView
 from streams.agents.market_agent import MarketAgent
 from streams.agents.metrics import WorkerMetrics
@@ -27,7 +28,7 @@ from streams.agents.sender import Sender
 from streams.agents.skipped import SkippedInputs
 from streams.codec import AvroCodec
 from streams.market.state import MarketState
-from streams.topics.catalog import ACCOUNT_INPUTS, CATALOG, FUND_INPUTS, Topic
+from streams.topics.catalog import ACCOUNT_INPUTS, CATALOG, FUND_INPUTS, MARKET_INPUTS, Topic
 
 TABLES = ("portfolios", "insurance-fund-state", "risk-params-state", "market-quotes-state")
 """The worker's changelogged tables, by name (their changelogs: ``Settings.changelog_topic``)."""
@@ -42,6 +43,7 @@ class Worker:
         self.codec = codec
         self.market = MarketState()  # the market agent's
         self.metrics = WorkerMetrics()
+        self.health = Health(settings, self.metrics)
         portfolios, fund, params, quotes = TABLES
         self.table = self.new_table(portfolios, settings.partitions)
         self.fund_table = self.new_table(fund, 1)
@@ -93,6 +95,14 @@ class Worker:
         """A market input, after any its partition's consumer skipped at the assignment."""
         await self.skipped.before(event.message, self.handle_market_input)
         await self.handle_market_input(event)
+        msg = event.message
+        self.progress.done(msg.topic, msg.partition, msg.offset)
+
+    async def on_fund_input(self, event: Any) -> None:
+        """A claims-topic input through the guard."""
+        await self.guard.run(self.fund.on_input, event)
+        msg = event.message
+        self.progress.done(msg.topic, msg.partition, msg.offset)
 
     async def handle_market_input(self, event: Any) -> None:
         """A market input through the guard (a rejected one to the dlq)."""
@@ -144,8 +154,9 @@ class Worker:
         )
 
     def check_progress(self) -> None:
-        """Lag and stalls of the account inputs (streams/agents/progress.py)."""
-        topics = [self.settings.topic(t) for t in ACCOUNT_INPUTS]
+        """Lag and stalls of the inputs (streams/agents/progress.py)."""
+        inputs = (*ACCOUNT_INPUTS, *MARKET_INPUTS, *FUND_INPUTS)
+        topics = [self.settings.topic(t) for t in inputs]
         self.progress.check(consumer_ends(self.app, topics), time.monotonic())
 
     def forget(self, partitions: set[int]) -> None:

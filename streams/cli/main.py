@@ -7,12 +7,14 @@ from importlib.metadata import PackageNotFoundError, version
 import typer
 
 from streams.cli.commands import (
+    backtest,
     broker,
     demo,
     loadgen,
     margin,
     params,
     prove,
+    reproduce,
     simulate,
     topics,
     verify,
@@ -27,7 +29,20 @@ app = typer.Typer(
     add_completion=False,
 )
 
-COMMANDS = (broker, topics, params, margin, demo, worker, simulate, loadgen, prove, verify)
+COMMANDS = (
+    broker,
+    topics,
+    params,
+    margin,
+    backtest,
+    reproduce,
+    demo,
+    worker,
+    simulate,
+    loadgen,
+    prove,
+    verify,
+)
 """Each sub-command module, in the order of ``spma --help``; each exposes register(app)."""
 
 DISTRIBUTION = "spma"

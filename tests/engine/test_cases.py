@@ -149,6 +149,27 @@ def test_span16_preset_on_a_lone_future() -> None:
     assert out.underlyings["BTC"]["worst_loss"] == pytest.approx(scan, rel=1e-12)
 
 
+def test_a_wide_scan_falls_to_zero_not_below() -> None:
+    """span16's tail moves are 2 x PSR: with a dynamic PSR of 0.6 the fall is to zero (the
+    largest there is), and a put is worth its strike there (the fixture's rate is 0), not NaN."""
+    params = RiskParams.preset("span16")
+    grid = scenario_grid(params, "BTC", psr=0.6)
+    assert grid.moves.min() == -1.0 and np.all(np.isfinite(grid.weights))
+    snap = market_from_mapping(market())
+    put = parse_instrument("BTC-26MAR27-100000-P")
+    val = value_instruments(
+        InstrumentArrays.of([put]),
+        np.array([np.nan]),
+        snap.underlyings["BTC"],
+        grid,
+        snap.as_of,
+        params.vol_shock,
+    )
+    assert np.all(np.isfinite(val.risk))
+    at_zero = val.risk[0][grid.moves == -1.0]
+    assert at_zero == pytest.approx(100_000.0 - val.value[0], rel=1e-9)  # the strike at zero
+
+
 def test_states_follow_equity() -> None:
     healthy = margin([("BTC-PERPETUAL", 1.0, 100_000.0)], {"USDC": 100_000.0})
     assert healthy.state == "HEALTHY"

@@ -38,10 +38,15 @@ pytestmark = pytest.mark.broker
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
-def _get(port: int, path: str, timeout_s: float = 10.0) -> tuple[int, bytes]:
+def _get(
+    port: int, path: str, timeout_s: float = 10.0, token: str | None = None
+) -> tuple[int, bytes]:
     """HTTP GET on a worker: status and body (error statuses too); 0 when nothing answers."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout_s) as resp:
+        with urllib.request.urlopen(request, timeout=timeout_s) as resp:
             return resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
@@ -175,10 +180,42 @@ def test_metrics_move_when_events_flow(kafka_bootstrap: str, tmp_path: Path) -> 
         }
         assert sum(by_state.values()) == len(accounts), by_state
         assert _value(m, "spma_insurance_fund_balance", currency="USD") == pytest.approx(25.0)
+        _operator_metrics(m, h)
+        assert _get(port, "/health") == (200, b'{"status":"ok"}')
+        assert _get(port, "/ready") == (200, b'{"ready":true}')
+
+
+def _operator_metrics(m: Samples, h: Harness) -> None:
+    """What an SRE reads: lag on every input partition (all caught up), input ages, readiness,
+    the rebalance that gave the worker its partitions, the process and the build."""
+    prefix = h.settings.topic_prefix
+    for topic in ("fills", "collateral", "market-broadcast", "oracle-prices", "instruments"):
+        lags = [
+            v
+            for (name, labels), v in m.items()
+            if name == "spma_consumer_lag" and dict(labels)["topic"] == prefix + topic
+        ]
+        assert len(lags) == h.settings.partitions and set(lags) == {0.0}, (topic, lags)
+    for topic in ("fills", "oracle-prices", "market-broadcast"):
+        assert 0 < _value(m, "spma_input_age_seconds", topic=topic) < 600, topic
+    assert _value(m, "spma_ready") == 1
+    assert _value(m, "spma_rebalances_total") >= 1
+    assert _value(m, "spma_rebalance_seconds_count") >= 1
+    assert _value(m, "spma_table_recovery_remaining", kind="active") == 0
+    assert _value(m, "spma_mark_stale", underlying="BTC") == 0
+    assert _value(m, "spma_producer_buffer_full_total") == 0
+    assert _value(m, "process_resident_memory_bytes") > 10e6
+    assert _value(m, "process_open_fds") > 0
+    builds = [labels for (name, labels), v in m.items() if name == "spma_build_info" and v == 1]
+    assert len(builds) == 1 and dict(builds[0])["version"], builds
+
+
+TOKEN = "operators-only-0123456789"
 
 
 def test_account_view_from_either_worker(kafka_bootstrap: str, tmp_path: Path) -> None:
-    with running(kafka_bootstrap, tmp_path, workers=2, partitions=8) as h:
+    env = {"SPMA_WEB_TOKEN": TOKEN}  # the workers forward with it too
+    with running(kafka_bootstrap, tmp_path, workers=2, partitions=8, env=env) as h:
         out = h.collect(("margin-status",))
         ex = Exchange(datetime.now(tz=UTC).replace(microsecond=0) - timedelta(minutes=2))
         accounts = _open(h, ex, 16)
@@ -206,7 +243,7 @@ def test_account_view_from_either_worker(kafka_bootstrap: str, tmp_path: Path) -
             """Both workers answer for every account, from one owner per account."""
             for port in h.web_ports:
                 for a in accounts:
-                    code, body = _get(port, f"/accounts/{a}")
+                    code, body = _get(port, f"/accounts/{a}", token=TOKEN)
                     if code != 200:
                         return False
                     answers[port, a] = orjson.loads(body)
@@ -235,10 +272,35 @@ def test_account_view_from_either_worker(kafka_bootstrap: str, tmp_path: Path) -
                 c.underlying for c in status.components
             }
         for port in h.web_ports:
-            code, body = _get(port, "/accounts/nobody-at-all")
+            code, body = _get(port, "/accounts/nobody-at-all", token=TOKEN)
             assert code == 404
             assert orjson.loads(body) == {"error": "unknown account", "account": "nobody-at-all"}
+            _only_operators(port, accounts[0], h)
         _survivor_takes_over(h, accounts, {a: answers[h.web_ports[0], a] for a in accounts})
+
+
+def _only_operators(port: int, account: str, h: Harness) -> None:
+    """The web port serves the worker's views only, the account views with the token only, and
+    an id is one path segment however it is escaped (a worker forwards it escaped)."""
+    assert _get(port, f"/accounts/{account}")[0] == 401
+    assert _get(port, f"/accounts/{account}", token="wrong")[0] == 401
+    for path in ("/metrics", "/health", "/ready"):
+        assert _get(port, path)[0] == 200, path
+    changelog = f"{h.app_id}-portfolios-changelog"
+    for path in (
+        "/",
+        "/table/portfolios/",
+        f"/table/portfolios/{account}/",
+        "/router/",
+        "/graph/",
+        "/stats/",
+        f"/{changelog}",
+    ):
+        assert _get(port, path, token=TOKEN)[0] == 404, path
+    for sneaky in (f"nobody%2F..%2F{account}", f"x%2F..%2F..%2Ftable%2Fportfolios%2F{account}"):
+        code, body = _get(port, f"/accounts/{sneaky}", token=TOKEN)
+        assert code == 404, (sneaky, body)
+        assert orjson.loads(body)["error"] == "unknown account", body
 
 
 def _survivor_takes_over(h: Harness, accounts: list[str], before: dict[str, dict]) -> None:
@@ -258,7 +320,7 @@ def _survivor_takes_over(h: Harness, accounts: list[str], before: dict[str, dict
 
     def survivor_answers() -> bool:
         for a in accounts:
-            code, body = _get(h.web_ports[0], f"/accounts/{a}")
+            code, body = _get(h.web_ports[0], f"/accounts/{a}", token=TOKEN)
             if code != 200:
                 return False
             taken[a] = orjson.loads(body)

@@ -216,13 +216,17 @@ class Collector:
 
 @contextmanager
 def running(
-    bootstrap: str, log_dir: Path, workers: int = 1, partitions: int = 8
+    bootstrap: str,
+    log_dir: Path,
+    workers: int = 1,
+    partitions: int = 8,
+    env: dict[str, str] | None = None,
 ) -> Iterator[Harness]:
-    """A harness with workers started, stopped at the end."""
+    """A harness with workers started (``env``: more SPMA_* settings), stopped at the end."""
     harness = Harness(bootstrap, f"t{uuid.uuid4().hex[:8]}.", partitions)
     try:
         for _ in range(workers):
-            harness.start_worker(log_dir)
+            harness.start_worker(log_dir, env)
         yield harness
     finally:
         harness.stop()

@@ -120,7 +120,9 @@ def register(app: typer.Typer) -> None:
         portfolio: Path = typer.Option(..., "--portfolio", help="portfolio JSON file"),
         market: Path = typer.Option(..., "--market", help="market JSON file"),
         params: Path | None = typer.Option(None, "--params", help="risk parameters (.json/.toml)"),
-        preset: str | None = typer.Option(None, "--preset", help="parameter preset (span16)"),
+        preset: str | None = typer.Option(
+            None, "--preset", help="parameter preset (span16, derive-pmrm2)"
+        ),
         output: OutputFormat = typer.Option(OutputFormat.JSON, "--format", help="json or table"),
     ) -> None:
         """Compute one account's IM, MM, equities, state and every component, offline."""

@@ -1,9 +1,10 @@
 """`spma worker`: one stream worker; several share the partitions as a consumer group.
 
 Before Faust starts, what would otherwise fail inside it with a traceback is checked and told in
-one line (exit 2): the log level, the web port on the configured host, the tables' changelogs of
-a deployment from before they were put under the topic prefix; and the parameter file of the
-settings (SPMA_PARAMS_FILE), when set, is published if its version is newer than the live one.
+one line (exit 2): the log level, a web host beyond loopback without a token, the web port on
+the configured host, the tables' changelogs of a deployment from before they were put under the
+topic prefix; and the parameter file of the settings (SPMA_PARAMS_FILE), when set, is published
+if its version is newer than the live one.
 """
 
 from __future__ import annotations
@@ -89,9 +90,21 @@ def register(app: typer.Typer) -> None:
         """Run a margin worker until SIGTERM or Ctrl-C."""
         level = check_loglevel(loglevel)
         settings = load_settings(bootstrap_servers=bootstrap, web_port=web_port)
-        check_port(settings.web_host, settings.web_port)
+        check_web(settings)
         prepare(settings, create)
         run(settings, level)
+
+
+def check_web(settings: Settings) -> None:
+    """Exit 2 when the web server would listen beyond loopback without a token, or cannot bind
+    its port."""
+    from streams.agents.access import ExposedWithoutToken, check_exposure
+
+    try:
+        check_exposure(settings)
+    except ExposedWithoutToken as exc:
+        fail(str(exc))
+    check_port(settings.web_host, settings.web_port)
 
 
 def prepare(settings: Settings, create: bool) -> None:
@@ -109,10 +122,11 @@ def prepare(settings: Settings, create: bool) -> None:
 
 
 def run(settings: Settings, level: str) -> None:
-    """Start Faust's worker with the app and run it until it stops."""
+    """Start Faust's worker with the app and its logging and run it until it stops."""
     import faust
 
     from streams.agents.app import create_app
+    from streams.agents.logs import logging_config
     from streams.agents.private import limit_fetch_wait, make_producers_idempotent
     from streams.agents.tuning import tune_gc
 
@@ -121,7 +135,8 @@ def run(settings: Settings, level: str) -> None:
         make_producers_idempotent()
     tune_gc()
     faust_app, _ = create_app(settings)
-    runner = faust.Worker(faust_app, loglevel=level, quiet=True)
+    logs = logging_config(level, settings.log_format)
+    runner = faust.Worker(faust_app, loglevel=level, quiet=True, logging_config=logs)
     # Faust's start-up spinner lowers the root logger to DEBUG (each record turns it), so
     # every debug call of Faust and aiokafka (several per message) built a record for
     # nothing: about 5% of a busy worker. Without it the root logger stays at `loglevel`.
