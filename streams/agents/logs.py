@@ -4,7 +4,8 @@ libraries' repeated complaints summarised, and the worker's own lifecycle lines 
 When the broker is gone, aiokafka and Faust log the same connection errors many times a second
 (77 lines a second were seen); ``RepeatLimiter`` lets a few through a minute and sums up the rest
 in one line, so an outage reads as a few lines a minute and a single error still shows at once.
-The worker's own logger ("spma") is at INFO at least, so that its start, assignment and stop
+A request the web server refuses is one line, not an ERROR with a traceback. The worker's own
+logger ("spma") is at INFO at least, so that its start, assignment and stop
 lines show at the default level (warning) without Faust's chatter at INFO.
 """
 
@@ -17,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from aiohttp.http_exceptions import HttpProcessingError
 
 TEXT_FORMAT = "[%(asctime)s] [%(process)s] [%(levelname)s] %(message)s"
 LIMITED = ("aiokafka", "kafka", "librdkafka", "faust", "mode", "aiohttp")
@@ -71,6 +73,21 @@ class RepeatLimiter(logging.Filter):
         return f"{total} more library warnings in the last {elapsed_s:.0f} s: {kinds}{tail}"
 
 
+class BadRequests(logging.Filter):
+    """A request the HTTP parser refused (malformed, a line over 8,190 bytes) is answered 400 by
+    aiohttp, which logs it as an ERROR with its traceback: here it is one warning line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Always True; rewrites aiohttp's record of a refused request."""
+        exc = record.exc_info[1] if record.exc_info else None
+        if record.name == "aiohttp.server" and isinstance(exc, HttpProcessingError):
+            reason = " ".join(str(exc.message).split())[:120]
+            record.msg, record.args = "bad HTTP request refused (%s): %s", (exc.code, reason)
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object a line: time, level, logger, process, message (and the traceback)."""
 
@@ -98,12 +115,12 @@ def logging_config(level: str, fmt: str = "text") -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"default": formatter},
-        "filters": {"repeats": {"()": RepeatLimiter}},
+        "filters": {"requests": {"()": BadRequests}, "repeats": {"()": RepeatLimiter}},
         "handlers": {
             "default": {
                 "class": "logging.StreamHandler",
                 "formatter": "default",
-                "filters": ["repeats"],
+                "filters": ["requests", "repeats"],
             }
         },
         "root": {"level": level.upper(), "handlers": ["default"]},

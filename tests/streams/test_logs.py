@@ -5,10 +5,18 @@ from __future__ import annotations
 
 import logging
 import logging.config
+import sys
 
 import orjson
+from aiohttp.http_exceptions import LineTooLong
 
-from streams.agents.logs import JsonFormatter, RepeatLimiter, logging_config
+from streams.agents.logs import (
+    TEXT_FORMAT,
+    BadRequests,
+    JsonFormatter,
+    RepeatLimiter,
+    logging_config,
+)
 
 
 def _record(name: str, msg: str, *args: object, level: int = logging.ERROR) -> logging.LogRecord:
@@ -63,3 +71,23 @@ def test_the_workers_logger_shows_info_at_the_default_level() -> None:
     assert logging_config("debug")["loggers"]["spma"]["level"] == "DEBUG"
     logging.config.dictConfig(config)  # a valid configuration
     logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})
+
+
+def test_a_refused_request_is_one_warning_line() -> None:
+    try:
+        raise LineTooLong("Got more than 8190 bytes when reading: b'aaaa...'", "8190")
+    except LineTooLong:
+        record = logging.LogRecord(
+            "aiohttp.server",
+            logging.ERROR,
+            __file__,
+            1,
+            "Error handling request from %s",
+            ("127.0.0.1",),
+            sys.exc_info(),
+        )
+    assert BadRequests().filter(record)
+    assert record.levelname == "WARNING" and record.exc_info is None
+    line = logging.Formatter(TEXT_FORMAT).format(record)
+    assert "Traceback" not in line and "\n" not in line
+    assert record.getMessage().startswith("bad HTTP request refused (400): Got more than 8190")

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -183,6 +184,27 @@ def test_metrics_move_when_events_flow(kafka_bootstrap: str, tmp_path: Path) -> 
         _operator_metrics(m, h)
         assert _get(port, "/health") == (200, b'{"status":"ok"}')
         assert _get(port, "/ready") == (200, b'{"ready":true}')
+        _bad_requests(port, h)
+
+
+def _raw(port: int, data: bytes) -> bytes:
+    """Send bytes to a worker's web port; the start of its answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(data)
+        return conn.recv(64)
+
+
+def _bad_requests(port: int, h: Harness) -> None:
+    """A malformed or oversized request gets its 400 and one log line, no traceback."""
+    assert _raw(port, b"GARBAGE\r\n\r\n").split(b" ")[1] == b"400"
+    long_line = b"GET /" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+    assert _raw(port, long_line).split(b" ")[1] == b"400"
+    big_header = b"GET /metrics HTTP/1.1\r\nX-Big: " + b"b" * 20_000 + b"\r\n\r\n"
+    assert _raw(port, big_header).split(b" ")[1] == b"400"
+    time.sleep(1.0)
+    log = h.logs[0].read_text()
+    assert "Traceback" not in log, log[-3000:]
+    assert log.count("bad HTTP request refused (400)") == 2, log[-3000:]
 
 
 def _operator_metrics(m: Samples, h: Harness) -> None:
