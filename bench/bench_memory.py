@@ -42,7 +42,7 @@ SAMPLE = 400
 
 def _changelog(pipe: Pipeline, app_id: str) -> str:
     """Create the portfolio table's changelog topic (the worker would, but it is written first)."""
-    name = f"{app_id}-portfolios-changelog"
+    name = pipe.settings.model_copy(update={"app_id": app_id}).changelog_topic("portfolios")
     admin = AdminClient(pipe.settings.kafka_client_config())
     futures = admin.create_topics(
         [NewTopic(name, PARTITIONS, 1, config={"cleanup.policy": "compact"})]

@@ -39,9 +39,10 @@ def hex_secret(text: str) -> bytes:
     return bytes.fromhex("".join(text.split()))
 
 
-def _config_file() -> Path:
-    """The TOML settings file: SPMA_CONFIG if set, else spma.toml in the working directory."""
-    return Path(os.environ.get("SPMA_CONFIG", "spma.toml"))
+def config_file() -> Path:
+    """The TOML settings file: SPMA_CONFIG if set (and not empty), else spma.toml in the working
+    directory."""
+    return Path(os.environ.get("SPMA_CONFIG") or "spma.toml")
 
 
 class Settings(BaseSettings):
@@ -93,6 +94,12 @@ class Settings(BaseSettings):
     ssl_key_password: SecretStr | None = None
     # Worker.
     app_id: str = Field("spma", description="Faust app id (the consumer group)")
+    legacy_changelog_names: bool = Field(
+        False,
+        description="name the tables' changelogs as Faust does, {app_id}-{table}-changelog, "
+        "outside the topic prefix (deployments from before the prefix was applied to them); "
+        "unset: {topic_prefix}{app_id}-{table}-changelog",
+    )
     store_url: str = Field("memory://", description="table store: memory:// or rocksdb://")
     table_standby_replicas: int = Field(0, ge=0)
     web_port: int = Field(6066, ge=1, le=65535, description="metrics and per-account view")
@@ -233,7 +240,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Arguments, then SPMA_* variables, then the TOML file."""
-        toml = TomlConfigSettingsSource(settings_cls, toml_file=_config_file())
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=config_file())
         return (init_settings, env_settings, toml)
 
     def changelog_topic_config(self) -> dict[str, str]:
@@ -244,6 +251,14 @@ class Settings(BaseSettings):
             config["min.insync.replicas"] = str(self.min_insync_replicas)
         config.update(self.changelog_config)
         return config
+
+    def changelog_topic(self, table: str) -> str:
+        """The full name of a worker table's changelog ('portfolios' ->
+        'spma.spma-portfolios-changelog'): under the topic prefix, like every other topic, so
+        that one prefix holds (and one ACL covers) all of a deployment's topics; Faust's own
+        name without it when legacy_changelog_names is set."""
+        name = f"{self.app_id}-{table}-changelog"
+        return name if self.legacy_changelog_names else self.topic(name)
 
     def topic(self, name: str) -> str:
         """The full topic name of a logical topic ('fills' -> 'spma.fills')."""

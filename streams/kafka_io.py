@@ -6,6 +6,7 @@ high watermark when producers batch), always within a hard deadline.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Iterable, Mapping
@@ -37,11 +38,17 @@ def received(message: Message) -> Received:
     return Received(topic, partition, offset, message.key(), message.value())
 
 
+LIBRDKAFKA_LOG = logging.getLogger("librdkafka")
+"""Where librdkafka's own log lines go (served by the clients' poll and consume calls), so that
+the worker's logging formats them and sums up their repeats (streams/agents/logs.py), instead of
+librdkafka writing to stderr itself (a line every 50 ms while the broker is gone)."""
+
+
 def make_producer(settings: Settings, **extra: str | int) -> Producer:
     """A producer for the configured broker (idempotent where the broker supports it)."""
     conf: KafkaConfig = {**settings.kafka_client_config(), "linger.ms": 5, "log_level": 3}
     conf.update(extra)
-    return Producer(conf)
+    return Producer(conf, logger=LIBRDKAFKA_LOG)
 
 
 def make_consumer(
@@ -57,7 +64,7 @@ def make_consumer(
         "log_level": 3,
     }
     conf.update(extra or {})
-    return Consumer(conf)
+    return Consumer(conf, logger=LIBRDKAFKA_LOG)
 
 
 def produce(

@@ -29,7 +29,12 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("streams.market",),  # the market agent's state, free of Kafka
     ("streams.accounts",),  # the account partitions' logic, free of Kafka
     ("streams.fund",),  # the insurance fund's single owner, free of Kafka
-    ("streams.kafka_io", "streams.topics.admin"),  # plain Kafka clients
+    (
+        "streams.kafka_io",
+        "streams.topics.admin",
+        "streams.topics.describe",
+        "streams.topics.migrate",
+    ),  # plain Kafka clients
     ("streams.agents",),  # the Faust layer: worker, agents, tables, web views, metrics
     ("streams.tools",),  # demo, simulator, load generator
     ("streams.cli",),  # the composition root: imports everything, nothing imports it

@@ -44,6 +44,7 @@ def new_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         web_port=settings.web_port,
         web_host=settings.web_host,
+        web_bind=settings.web_host,  # Faust binds 0.0.0.0 otherwise, whatever web_host says
         canonical_url=advertised_url(settings),
         web_enabled=True,
         web_router_enabled=False,  # Faust's views: a table's raw values to anyone who asks

@@ -22,11 +22,11 @@ from streams.agents.metrics import WorkerMetrics
 
 log = logging.getLogger("spma")
 
-PROBE_EVERY_S = 2.0
+PROBE_EVERY_S = 3.0
 """How often the broker is probed."""
-PROBE_TIMEOUT_S = 3.0
+PROBE_TIMEOUT_S = 2.5
 """How long one probe waits for the broker's metadata."""
-BROKER_GRACE_S = 6.0
+BROKER_GRACE_S = 7.0
 """How old the last successful probe may be for the broker to count as reachable."""
 
 

@@ -1,9 +1,9 @@
 """The worker's logging: one line per record in text or JSON (``SPMA_LOG_FORMAT``), the
 libraries' repeated complaints summarised, and the worker's own lifecycle lines always shown.
 
-When the broker is gone, aiokafka and Faust log the same connection error many times a second
-(77 lines a second were seen); ``RepeatLimiter`` lets the first of each kind through and then one
-a ``window_s`` with the count of those it held back, so an outage reads as a few lines a minute.
+When the broker is gone, aiokafka and Faust log the same connection errors many times a second
+(77 lines a second were seen); ``RepeatLimiter`` lets a few through a minute and sums up the rest
+in one line, so an outage reads as a few lines a minute and a single error still shows at once.
 The worker's own logger ("spma") is at INFO at least, so that its start, assignment and stop
 lines show at the default level (warning) without Faust's chatter at INFO.
 """
@@ -12,43 +12,63 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 TEXT_FORMAT = "[%(asctime)s] [%(process)s] [%(levelname)s] %(message)s"
-LIMITED = ("aiokafka", "kafka", "faust", "mode", "aiohttp")
+LIMITED = ("aiokafka", "kafka", "librdkafka", "faust", "mode", "aiohttp")
 """Loggers (and their children) whose repeated warnings and errors are summarised."""
-WINDOW_S = 30.0
-"""At most one line of a kind of repeated complaint per this many seconds."""
+WINDOW_S = 60.0
+"""The libraries' warnings and errors are counted per window of this many seconds."""
+BURST = 5
+"""Of which this many are written as they come; the rest are summed up in the next window."""
 
 
 class RepeatLimiter(logging.Filter):
-    """Passes the first warning or error of each kind (logger and message template), then one
-    per ``window_s`` carrying the count of those held back; other records pass."""
+    """Lets ``burst`` warnings and errors of the libraries through per ``window_s``, holds the
+    rest back and counts them by kind (logger and message template); the first line of the next
+    window carries the summary of what was held. Other records always pass."""
 
-    def __init__(self, window_s: float = WINDOW_S, clock: Any = time.monotonic) -> None:
+    def __init__(
+        self, window_s: float = WINDOW_S, burst: int = BURST, clock: Any = time.monotonic
+    ) -> None:
         super().__init__()
         self.window_s = window_s
+        self.burst = burst
         self.clock = clock
-        self.kinds: dict[tuple[str, str], tuple[float, int]] = {}  # kind -> (last shown, held)
+        self.window_start = -window_s
+        self.shown = 0
+        self.held: Counter[str] = Counter()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        """Whether the record is written (a summary is added to its message when some of its
-        kind were held back)."""
+        """Whether the record is written (with the summary of the last window's held records
+        added to the first of a window)."""
         if record.levelno < logging.WARNING or not record.name.startswith(LIMITED):
             return True
-        kind = (record.name, str(record.msg))
         now = self.clock()
-        shown, held = self.kinds.get(kind, (None, 0))
-        if shown is not None and now - shown < self.window_s:
-            self.kinds[kind] = (shown, held + 1)
+        if now - self.window_start >= self.window_s:
+            summary = self.summary(now - self.window_start)
+            self.window_start, self.shown, self.held = now, 0, Counter()
+            if summary:  # (a '%' of a held message must not read as a format of this one)
+                record.msg = f"{record.msg} [{summary.replace('%', '%%')}]"
+        if self.shown >= self.burst:
+            self.held[f"{record.name}: {str(record.msg)[:80]}"] += 1
             return False
-        self.kinds[kind] = (now, 0)
-        if held:
-            record.msg = f"{record.msg} ({held} more like this in the last {now - shown:.0f} s)"
+        self.shown += 1
         return True
+
+    def summary(self, elapsed_s: float) -> str:
+        """What was held back in the window that ended, the most frequent kinds first."""
+        if not self.held:
+            return ""
+        kinds = "; ".join(f"{n} x {kind}" for kind, n in self.held.most_common(3))
+        more = len(self.held) - 3
+        tail = f"; and {more} more kinds" if more > 0 else ""
+        total = sum(self.held.values())
+        return f"{total} more library warnings in the last {elapsed_s:.0f} s: {kinds}{tail}"
 
 
 class JsonFormatter(logging.Formatter):

@@ -41,13 +41,17 @@ class Sender:
         then either loses both (the input is computed again, for the first time as far as
         anyone saw) or keeps the state with its outbox (a replay sends the stored bytes)."""
         flushing = asyncio.ensure_future(self.app.producer.flush())
-        waited = 0.0
+        waited, said = 0.0, 0.0
         while True:
             done, _ = await asyncio.wait({flushing}, timeout=5.0)
             if done:
                 return flushing.result()
             waited += 5.0
-            log.warning("table writes not acknowledged after %.0f s (the producer's flush)", waited)
+            if waited - said >= (5.0 if not said else 60.0):  # at 5 s, then once a minute
+                said = waited
+                log.warning(
+                    "table writes not acknowledged after %.0f s (the producer's flush)", waited
+                )
 
     async def send(self, outputs: list[Output]) -> list[Any]:
         """Encode and send outputs; their delivery futures."""

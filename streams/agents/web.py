@@ -200,6 +200,7 @@ def set_gauges(worker: Worker) -> None:
     if fund is not None:
         metrics.set_fund_balance(*fund)
     metrics.set_input_ages()
+    worker.check_progress()  # the lag as of this scrape, not of the last 5-second check
     for underlying in worker.market.marks:
         metrics.mark_stale.labels(underlying).set(1 if underlying in worker.market.stale else 0)
     metrics.producer_buffer.set(worker.app.producer.buffer.size)

@@ -30,6 +30,9 @@ from streams.codec import AvroCodec
 from streams.market.state import MarketState
 from streams.topics.catalog import ACCOUNT_INPUTS, CATALOG, FUND_INPUTS, MARKET_INPUTS, Topic
 
+TABLES = ("portfolios", "insurance-fund-state", "risk-params-state", "market-quotes-state")
+"""The worker's changelogged tables, by name (their changelogs: ``Settings.changelog_topic``)."""
+
 
 class Worker:
     """Everything one worker process holds besides Faust's own machinery."""
@@ -41,10 +44,11 @@ class Worker:
         self.market = MarketState()  # the market agent's
         self.metrics = WorkerMetrics()
         self.health = Health(settings, self.metrics)
-        self.table = self.new_table("portfolios", settings.partitions)
-        self.fund_table = self.new_table("insurance-fund-state", 1)
-        self.params_table = self.new_table("risk-params-state", 1)
-        self.quotes_table = self.new_table("market-quotes-state", settings.partitions)
+        portfolios, fund, params, quotes = TABLES
+        self.table = self.new_table(portfolios, settings.partitions)
+        self.fund_table = self.new_table(fund, 1)
+        self.params_table = self.new_table(params, 1)
+        self.quotes_table = self.new_table(quotes, settings.partitions)
         self.topics = {name: self.new_topic(name) for name in CATALOG}
         self.clock = Clock()
         self.sender = Sender(settings, app, codec, self.metrics)
@@ -106,7 +110,8 @@ class Worker:
 
     def new_table(self, name: str, partitions: int) -> Any:
         """A changelogged table of str keys and bytes values with the store's sizes and the
-        changelogs' topic configuration."""
+        changelogs' topic configuration; its changelog is named by the settings (under the
+        topic prefix), not by Faust."""
         return self.app.Table(
             name,
             default=None,
@@ -115,6 +120,25 @@ class Worker:
             value_type=bytes,
             options=self.settings.table_options(),
             extra_topic_configs=self.settings.changelog_topic_config(),
+            changelog_topic=self.new_changelog(name, partitions),
+        )
+
+    def new_changelog(self, table: str, partitions: int) -> Any:
+        """A table's changelog topic, as Faust's Table would make it (compacted, internal, no
+        acks awaited, a large buffer for recovery) but named ``Settings.changelog_topic``."""
+        return self.app.topic(
+            self.settings.changelog_topic(table),
+            key_type=str,
+            value_type=bytes,
+            key_serializer=self.app.conf.key_serializer,
+            value_serializer=self.app.conf.value_serializer,
+            partitions=partitions,
+            compacting=True,
+            acks=False,
+            internal=True,
+            config=self.settings.changelog_topic_config(),
+            maxsize=131_072,
+            allow_empty=True,
         )
 
     def new_topic(self, name: str) -> Any:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
+
 import typer
 
 from streams.cli.commands import (
@@ -10,6 +12,7 @@ from streams.cli.commands import (
     demo,
     loadgen,
     margin,
+    params,
     prove,
     reproduce,
     simulate,
@@ -29,6 +32,7 @@ app = typer.Typer(
 COMMANDS = (
     broker,
     topics,
+    params,
     margin,
     backtest,
     reproduce,
@@ -40,6 +44,38 @@ COMMANDS = (
     verify,
 )
 """Each sub-command module, in the order of ``spma --help``; each exposes register(app)."""
+
+DISTRIBUTION = "spma"
+"""The project's name in pyproject.toml: its installed metadata holds the version."""
+
+
+def installed_version() -> str:
+    """The version of the installed distribution ('unknown' when it is not installed)."""
+    try:
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def show_version(given: bool) -> None:
+    """--version: print the program's name and version, then exit."""
+    if given:
+        typer.echo(f"{DISTRIBUTION} {installed_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    _version: bool = typer.Option(
+        False,
+        "--version",
+        callback=show_version,
+        is_eager=True,
+        help="print the version and exit",
+    ),
+) -> None:
+    """SPMA: real-time portfolio margin for crypto derivatives on Kafka."""
+
 
 for _command in COMMANDS:
     _command.register(app)

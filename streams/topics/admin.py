@@ -93,6 +93,12 @@ def describe_topics(
     return results
 
 
+def existing_topics(settings: Settings, *, timeout_s: float = 15.0) -> set[str]:
+    """The names of every topic on the broker."""
+    admin = AdminClient(settings.kafka_client_config())
+    return set(admin.list_topics(timeout=timeout_s).topics)
+
+
 def grow_partitions(settings: Settings, *, timeout_s: float = 30.0) -> list[str]:
     """Raise the partition count of account-keyed topics to the configured one (never lowers)."""
     admin = AdminClient(settings.kafka_client_config())

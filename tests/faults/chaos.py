@@ -254,9 +254,11 @@ class Chaos:
     # ----- state -----------------------------------------------------------------------------
 
     def changelog(self, app_id: str | None = None, quiet_s: float = 2.0) -> list[Received]:
-        """Every record of an app's portfolios changelog (Faust names it after the app), read
-        by assignment (no group join) until nothing new arrives for quiet_s."""
-        topic = f"{app_id or self.harness.app_id}-portfolios-changelog"
+        """Every record of an app's portfolios changelog (named by the settings after the
+        prefix and the app), read by assignment (no group join) until nothing new arrives for
+        quiet_s."""
+        app = app_id or self.harness.app_id
+        topic = self.settings.model_copy(update={"app_id": app}).changelog_topic("portfolios")
         consumer = Consumer(
             {
                 **self.settings.kafka_client_config(),

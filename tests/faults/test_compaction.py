@@ -36,7 +36,7 @@ COMPACT_FAST = {
 
 def _changelog_count(c: Chaos) -> int:
     """Records the portfolios changelog holds now, from its first offset to its end."""
-    topic = f"{c.harness.app_id}-portfolios-changelog"
+    topic = c.settings.model_copy(update={"app_id": c.harness.app_id}).changelog_topic("portfolios")
     consumer = Consumer(
         {
             **c.settings.kafka_client_config(),

@@ -3,6 +3,7 @@ exit 2)."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any, NoReturn, TypedDict, Unpack, cast
@@ -11,7 +12,8 @@ import orjson
 import typer
 from pydantic import ValidationError
 
-from infra.settings import Settings
+from infra.config_check import ConfigError, check_config_file, unknown_variables
+from infra.settings import Settings, config_file
 
 
 class SettingsOverrides(TypedDict, total=False):
@@ -34,11 +36,23 @@ def first_error(exc: ValidationError) -> tuple[str, str]:
     return ".".join(str(p) for p in first["loc"]), first["msg"]
 
 
+def warn(message: str) -> None:
+    """Print one warning line to stderr."""
+    typer.echo(f"spma: warning: {message}", err=True)
+
+
 def load_settings(**overrides: Unpack[SettingsOverrides]) -> Settings:
-    """Settings from the environment and config file, with CLI overrides; errors exit 2."""
+    """Settings from the environment and config file, with CLI overrides: the one way every
+    sub-command loads them, so that each warns once of an SPMA_ variable that is no setting
+    and exits 2 with one line on a malformed file, an unknown key or a bad value."""
+    for line in unknown_variables(os.environ):
+        warn(line)
     given = cast(SettingsOverrides, {k: v for k, v in overrides.items() if v is not None})
     try:
+        check_config_file(config_file(), named=bool(os.environ.get("SPMA_CONFIG")))
         return Settings(**given)
+    except ConfigError as exc:
+        fail(str(exc))
     except ValidationError as exc:
         field, message = first_error(exc)
         fail(f"invalid setting {field}: {message}")

@@ -27,7 +27,7 @@ from engine.solvency import (
     prove_from_liabilities,
 )
 from infra.settings import MIN_SECRET_BYTES, hex_secret
-from streams.cli.commands.common import fail, read_file, read_json
+from streams.cli.commands.common import fail, load_settings, read_file, read_json
 from streams.topics.catalog import Topic
 
 
@@ -141,16 +141,15 @@ def prove_from_stream(
     """
     from datetime import UTC, datetime
 
-    from infra.settings import Settings
     from streams.accounts.proofs import combined_proof, leaves_from_changelog
     from streams.codec import codec_from_settings
     from streams.kafka_io import drain, flush, make_producer, produce
     from streams.records import SolvencyProof
 
-    settings = Settings()
+    settings = load_settings()
     codec = codec_from_settings(settings)
     raw = settings.model_copy(update={"topic_prefix": ""})
-    changelog = f"{settings.app_id}-portfolios-changelog"
+    changelog = settings.changelog_topic("portfolios")
     topic = settings.topic(Topic.SOLVENCY_PROOFS)
     got = drain(raw, [topic, changelog], timeout_s=60.0, quiet_s=3.0)
     roots = [
