@@ -137,6 +137,19 @@ def test_the_dashboard_has_the_panels() -> None:
     assert any("histogram_quantile(0.99" in e for e in panels["Processing p99"])
     assert any("spma_processing_seconds_bucket" in e for e in panels["Processing p99"])
     assert all("rate(" in e or "increase(" in e for e in panels["Inputs a second"])
+    layout = json.loads(DASHBOARD.read_text())["panels"]
+    assert len({p["id"] for p in layout}) == len(layout), "panel ids repeat"
+    cells: set[tuple[int, int]] = set()
+    for p in layout:  # inside Grafana's 24 columns, no panel over another
+        box = p["gridPos"]
+        assert box["x"] + box["w"] <= 24, p["title"]
+        mine = {
+            (x, y)
+            for x in range(box["x"], box["x"] + box["w"])
+            for y in range(box["y"], box["y"] + box["h"])
+        }
+        assert not mine & cells, f"{p['title']} overlaps another panel"
+        cells |= mine
 
 
 def test_every_alert_says_what_it_means_and_what_to_do() -> None:
