@@ -1,10 +1,15 @@
-"""docker-compose.yml is valid (Debian's docker-compose needs no engine) and matches settings."""
+"""docker-compose.yml is valid (Debian's docker-compose needs no engine) and matches settings: the
+workers get their token and a readiness healthcheck, every image is pinned, Prometheus loads the
+alert rules and Grafana its datasource and dashboard."""
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
-from pathlib import Path
+import tomllib
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
@@ -14,24 +19,43 @@ from infra.kafka_broker import kafka_version
 from infra.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
+TOKEN = "compose-test-token"
+
+
+def compose_config(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`docker-compose config` in the repository with this environment."""
+    tool = shutil.which("docker-compose")
+    if tool is None:
+        pytest.skip("docker-compose is not installed (.ci/run installs Debian's package)")
+    return subprocess.run(
+        [tool, "config"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
-    """The resolved compose file, as `docker-compose config` prints it."""
-    tool = shutil.which("docker-compose")
-    if tool is None:
-        pytest.skip("docker-compose is not installed (.ci/run installs Debian's package)")
-    done = subprocess.run(
-        [tool, "config"], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
-    )
+    """The resolved compose file, as `docker-compose config` prints it (the workers' token set,
+    as the README asks)."""
+    done = compose_config({**os.environ, "SPMA_WEB_TOKEN": TOKEN})
     assert done.returncode == 0, f"docker-compose config failed: {done.stderr}"
     resolved: dict[str, Any] = yaml.safe_load(done.stdout)
     return resolved
 
 
+def mounts(service: dict[str, Any]) -> dict[str, Path]:
+    """A service's bind mounts: the container path -> the file or folder in the repository."""
+    found = {}
+    for volume in service.get("volumes", []):
+        if isinstance(volume, dict):
+            source, target = volume["source"], volume["target"]
+        else:
+            source, target = volume.split(":")[:2]
+        found[target] = Path(source)
+    return found
+
+
 def test_services_are_there(compose: dict[str, Any]) -> None:
-    wanted = {"kafka", "schema-registry", "worker", "prometheus", "topics"}
+    wanted = {"kafka", "schema-registry", "worker", "prometheus", "topics", "grafana"}
     assert wanted <= set(compose["services"])
 
 
@@ -78,3 +102,65 @@ def test_prometheus_scrapes_the_workers_metrics_port(compose: dict[str, Any]) ->
     assert job["metrics_path"] == "/metrics"
     target = job["dns_sd_configs"][0]
     assert target["names"] == ["worker"] and target["port"] == Settings().web_port
+
+
+def test_the_workers_token_is_required() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "SPMA_WEB_TOKEN"}
+    done = compose_config(env)
+    assert done.returncode != 0, "a worker beyond loopback refuses to start without a token"
+    assert "set SPMA_WEB_TOKEN" in done.stderr, done.stderr
+
+
+def test_the_workers_get_the_token(compose: dict[str, Any]) -> None:
+    assert compose["services"]["worker"]["environment"]["SPMA_WEB_TOKEN"] == TOKEN
+
+
+def test_every_image_is_pinned_to_a_release(compose: dict[str, Any]) -> None:
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    for name, service in compose["services"].items():
+        image = service["image"]
+        repository, _, tag = image.rpartition(":")
+        assert repository and "/" not in tag, f"{name}: {image} has no tag"
+        assert tag != "latest" and any(c.isdigit() for c in tag), f"{name}: {image} is not pinned"
+        if repository == "spma":  # built here: tagged with the project's version
+            assert tag == version, f"{name}: {image}, but pyproject.toml says {version}"
+
+
+def test_the_workers_healthcheck_asks_for_readiness(compose: dict[str, Any]) -> None:
+    check = compose["services"]["worker"]["healthcheck"]
+    assert check["test"] == ["CMD", "python", "-m", "infra.probe", "/ready"]
+    assert not check.get("disable")
+
+
+def test_prometheus_loads_the_alert_rules(compose: dict[str, Any]) -> None:
+    files = mounts(compose["services"]["prometheus"])
+    config_path = PurePosixPath("/etc/prometheus/prometheus.yml")
+    config = yaml.safe_load(files[str(config_path)].read_text())
+    for rule_file in config["rule_files"]:
+        target = str(config_path.parent / rule_file)  # relative to the configuration file
+        assert target in files, f"{rule_file} is not mounted beside prometheus.yml"
+        assert files[target] == ROOT / "infra" / "deploy" / rule_file
+        assert "groups" in yaml.safe_load(files[target].read_text())
+
+
+def test_grafana_has_the_prometheus_datasource_and_the_dashboard(compose: dict[str, Any]) -> None:
+    grafana = compose["services"]["grafana"]
+    files = mounts(grafana)
+    provisioning = files["/etc/grafana/provisioning"]
+    datasources = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())
+    (source,) = datasources["datasources"]
+    assert source["type"] == "prometheus"
+    port = compose["services"]["prometheus"]["ports"][0]
+    target = port["target"] if isinstance(port, dict) else str(port).split(":")[-1]
+    assert source["url"] == f"http://prometheus:{target}"
+    providers = yaml.safe_load((provisioning / "dashboards" / "spma.yml").read_text())
+    (provider,) = providers["providers"]
+    folder = files[provider["options"]["path"]]
+    dashboards = sorted(folder.glob("*.json"))
+    assert dashboards, f"no dashboard in {folder}"
+    for path in dashboards:
+        for panel in json.loads(path.read_text())["panels"]:
+            assert panel["datasource"]["uid"] == source["uid"], panel["title"]
+    home = grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert folder / PurePosixPath(home).name in dashboards
+    assert grafana["environment"]["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer"
