@@ -52,16 +52,36 @@ class ScenarioGrid:
         return np.asarray(self.is_(VolShock.LINEAR) | self.is_(VolShock.ABS))
 
 
-def skew_vol_multipliers(book: ExpiryBook, params: Pmrm2Params, linear: bool) -> FloatArray:
-    """Each option's vol multiplier under the linear or abs skew shock (floored at 0)."""
+def skew_vol_multipliers(
+    book: ExpiryBook, params: Pmrm2Params, signed_k: bool, linear_cap: bool
+) -> FloatArray:
+    """Each option's vol multiplier under a skew shock (floored at 0): 1 + k cap / k*, clipped
+    to +/- cap, k the log-moneyness against the unshocked forward.
+
+    PMRM_2's two shocks (PMRMLib_2.sol, _getExpirySkewedShockedMTM): LINEAR, signed k and the
+    linear cap; ABS, |k| and the abs cap. A LINEAR scenario with a spot move (reported as
+    LINEAR_SPOT_SHOCK), which PMRM_2.setScenarios refuses, is valued as Derive's reference
+    values it: signed k as LINEAR, but the abs cap. Nothing in Derive's contracts or docs states
+    that rule; it is the only reading of the skew shocks that gives the one Result with such a
+    scenario (test_67_misc_skew_scenario_with_spot_move: -31.4301486420837, matched to 1e-15;
+    the linear cap with the forward held gives -174.45, with the forward moved -1885.7).
+    """
     sqrt_tau = np.sqrt(year_fraction(book.seconds))[book.expiry_index]
     forward = book.forward[book.expiry_index]
     with np.errstate(divide="ignore"):
         k = np.log(book.strike / forward)
-    k = k if linear else np.abs(k)
-    cap = skew_cap(sqrt_tau, params.skew_shock, linear)
+    k = k if signed_k else np.abs(k)
+    cap = skew_cap(sqrt_tau, params.skew_shock, linear_cap)
     mult = skew_multiplier(k, cap, k_star(sqrt_tau, params.skew_shock))
     return np.asarray(np.maximum(mult, 0.0))
+
+
+SKEW_SHAPES = (
+    (VolShock.LINEAR, False, True, True),
+    (VolShock.LINEAR, True, True, False),
+    (VolShock.ABS, False, False, False),
+)
+"""(vol move, spot moved, signed k, linear cap) of each skew valuation (skew_vol_multipliers)."""
 
 
 def _vols(book: ExpiryBook, grid: ScenarioGrid, params: Pmrm2Params) -> FloatArray:
@@ -72,16 +92,19 @@ def _vols(book: ExpiryBook, grid: ScenarioGrid, params: Pmrm2Params) -> FloatArr
     up_vol = np.maximum(params.vol_shock.min_vol_up_shock, book.vol * up[e])
     for shock, shocked in ((VolShock.UP, up_vol), (VolShock.DOWN, book.vol * down[e])):
         vol = np.where(grid.is_(shock)[:, None], shocked[None, :], vol)
-    for shock in (VolShock.LINEAR, VolShock.ABS):
-        mask = grid.is_(shock)
+    moved = grid.spot_shock != 1.0
+    for shock, spot_moved, signed_k, linear_cap in SKEW_SHAPES:
+        mask = grid.is_(shock) & (moved if spot_moved else ~moved)
         if mask.any():
-            skewed = book.vol * skew_vol_multipliers(book, params, shock is VolShock.LINEAR)
+            skewed = book.vol * skew_vol_multipliers(book, params, signed_k, linear_cap)
             vol = np.where(mask[:, None], skewed[None, :], vol)
     return np.asarray(vol)
 
 
 def _forwards(book: ExpiryBook, grid: ScenarioGrid) -> FloatArray:
-    """(n_s, n_o) forwards: the variable portion moves with spot, except in the skew shocks."""
+    """(n_s, n_o) forwards: the variable portion moves with spot, except in the skew shocks
+    (PMRM_2 prices them at the unshocked forward; Derive's reference does so for a spot-moved
+    LINEAR too: only the perpetual and risk-cancelling collateral take its spot move)."""
     e = book.expiry_index
     shock = np.where(grid.skew, 1.0, grid.spot_shock)
     return np.asarray(shock[:, None] * book.forward_variable[e] + book.forward_fixed[e])

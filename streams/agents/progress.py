@@ -7,6 +7,7 @@ from the offsets the market and fund agents handled."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping
 
@@ -70,5 +71,14 @@ class Progress:
         for tp in [tp for tp in self.moved if tp[1] in partitions]:
             del self.moved[tp]
             self.stalled.discard(tp)
+            self.drop_series(tp)
         for tp in [tp for tp in self.handled if tp[1] in partitions]:
             del self.handled[tp]
+
+    def drop_series(self, tp: TopicPartition) -> None:
+        """A partition's lag and stall series go with it (another worker reports it now; a
+        lost partition's last value must not stay in a sum)."""
+        labels = (tp[0], str(tp[1]))
+        for gauge in (self.metrics.lag, self.metrics.stalled):
+            with contextlib.suppress(KeyError):  # a series never set
+                gauge.remove(*labels)

@@ -197,6 +197,7 @@ def set_gauges(worker: Worker) -> None:
     metrics = worker.metrics
     metrics.set_accounts(count_states(list(worker.partitions.processors.values())))
     fund = fund_balance(worker)
+    metrics.fund_balance.clear()  # only the fund's owner reports it (not a former owner)
     if fund is not None:
         metrics.set_fund_balance(*fund)
     metrics.set_input_ages()

@@ -51,3 +51,17 @@ def test_a_partition_caught_up_is_never_stalled() -> None:
         progress.check({TP: 150}, now=now)
     assert _gauge(metrics, "spma_partition_stalled") == 0
     assert _gauge(metrics, "spma_consumer_lag") == 0
+
+
+def test_market_inputs_count_and_a_lost_partition_takes_its_series_along() -> None:
+    cursor, metrics = Cursor(), WorkerMetrics()
+    progress = Progress(cursor, metrics, stall_after_s=30.0)
+    prices = ("spma.oracle-prices", 3)
+    progress.done(*prices, 40)  # the market agent handled offset 40: next 41
+    progress.check({TP: 10, prices: 45}, now=0.0)
+    labels = {"topic": prices[0], "partition": "3"}
+    assert metrics.registry.get_sample_value("spma_consumer_lag", labels) == 4
+    progress.forget({3})
+    for name in ("spma_consumer_lag", "spma_partition_stalled"):
+        assert metrics.registry.get_sample_value(name, labels) is None
+        assert metrics.registry.get_sample_value(name, {"topic": TP[0], "partition": "3"}) is None
