@@ -3,7 +3,8 @@
 Figures carry Derive's names (lower-cased) and signs: losses and contingencies negative, margin
 = mark-to-market minus requirement. Scenario losses are split as Derive reports them: the
 regular grid ([move, vol, loss], move = spot shock - 1, vol 1 up / 0 none / -1 down), the tails
-beyond it, and the skew shocks ([name, loss]; a LINEAR one with a spot move is LINEAR_SPOT_SHOCK).
+beyond it, and the skew shocks ([name, loss]; a LINEAR one with a spot move is named
+LINEAR_SPOT_SHOCK).
 """
 
 from __future__ import annotations

@@ -60,11 +60,14 @@ def skew_vol_multipliers(
 
     PMRM_2's two shocks (PMRMLib_2.sol, _getExpirySkewedShockedMTM): LINEAR, signed k and the
     linear cap; ABS, |k| and the abs cap. A LINEAR scenario with a spot move (reported as
-    LINEAR_SPOT_SHOCK), which PMRM_2.setScenarios refuses, is valued as Derive's reference
-    values it: signed k as LINEAR, but the abs cap. Nothing in Derive's contracts or docs states
-    that rule; it is the only reading of the skew shocks that gives the one Result with such a
-    scenario (test_67_misc_skew_scenario_with_spot_move: -31.4301486420837, matched to 1e-15;
-    the linear cap with the forward held gives -174.45, with the forward moved -1885.7).
+    LINEAR_SPOT_SHOCK) is refused by PMRM_2.setScenarios (PMRM_2.sol), and Derive's Solidity
+    test skips the one case that has it; its Result comes from Derive's reference, followed
+    here: signed k as LINEAR, but the abs cap (abs_c_base sqrt(T) + abs_base_cap). No contract
+    or doc states that rule; it is inferred from that one Result
+    (test_67_misc_skew_scenario_with_spot_move: -31.43014864208368, given to 1e-14, the vol
+    multiplier to 1e-15), which no other reading tried comes near (the linear cap: -174.45;
+    the forward moved too: -1885.7). That case's two c_base are equal, so which one the
+    reference takes is not shown; we take the abs one, with the abs base cap.
     """
     sqrt_tau = np.sqrt(year_fraction(book.seconds))[book.expiry_index]
     forward = book.forward[book.expiry_index]
