@@ -32,10 +32,6 @@ class VolShock(StrEnum):
     ABS = "ABS"
 
 
-SPOT_MOVED_LINEAR = "LINEAR_SPOT_SHOCK"
-"""The reported name of a LINEAR skew scenario with a spot move."""
-
-
 class Scenario(_Block):
     """One scenario: spot multiplied by ``spot_shock``, a vol move, and its P&L's dampening."""
 
@@ -47,18 +43,6 @@ class Scenario(_Block):
     def is_skew(self) -> bool:
         """True for the two skew scenarios (LINEAR, ABS)."""
         return self.vol_shock in (VolShock.LINEAR, VolShock.ABS)
-
-    @property
-    def is_spot_moved_linear(self) -> bool:
-        """True for a LINEAR skew scenario with a spot move (see ``skew_name``)."""
-        return self.vol_shock is VolShock.LINEAR and self.spot_shock != 1.0
-
-    @property
-    def skew_name(self) -> str:
-        """The name Derive's reference reports a skew scenario by: LINEAR, ABS, or
-        LINEAR_SPOT_SHOCK for a LINEAR scenario with a spot move (valuation.py,
-        ``skew_vol_multipliers``, says how that one is valued)."""
-        return SPOT_MOVED_LINEAR if self.is_spot_moved_linear else self.vol_shock.value
 
 
 class SkewShockParams(_Block):
@@ -161,20 +145,14 @@ class Pmrm2Params(_Block):
     @field_validator("scenarios")
     @classmethod
     def _skews_valid(cls, scenarios: list[Scenario]) -> list[Scenario]:
-        """At most one skew scenario of each name (LINEAR, LINEAR_SPOT_SHOCK, ABS); ABS at an
-        unmoved spot.
-
-        PMRM_2.setScenarios (PMRM_2.sol) is stricter: one LINEAR and one ABS, both at SpotShock
-        1, so it refuses a LINEAR scenario with a spot move. Derive's reference, which computes
-        its cases' Results, values one (reported as LINEAR_SPOT_SHOCK, beside a plain LINEAR if
-        both are given); we follow the reference. No Result shows an ABS one, so it is refused.
-        """
-        for name in (VolShock.LINEAR.value, SPOT_MOVED_LINEAR, VolShock.ABS.value):
-            if sum(1 for s in scenarios if s.is_skew and s.skew_name == name) > 1:
-                raise ValueError(f"more than one {name} scenario")
-        if any(s.vol_shock is VolShock.ABS and s.spot_shock != 1.0 for s in scenarios):
-            raise ValueError(
-                "the ABS scenario must have SpotShock 1 (PMRM_2 refuses a skew shock with a spot"
-                " move, and Derive's reference values a spot move with the LINEAR shock only)"
-            )
+        """As PMRM_2.setScenarios: at most one skew shock of each kind, at an unmoved spot."""
+        for kind in (VolShock.LINEAR, VolShock.ABS):
+            skews = [s for s in scenarios if s.vol_shock is kind]
+            if len(skews) > 1:
+                raise ValueError(f"more than one {kind.value} scenario")
+            if skews and skews[0].spot_shock != 1.0:
+                raise ValueError(
+                    f"the {kind.value} scenario must have SpotShock 1 (PMRM_2 refuses a skew"
+                    " shock with a spot move)"
+                )
         return scenarios

@@ -3,8 +3,7 @@
 Figures carry Derive's names (lower-cased) and signs: losses and contingencies negative, margin
 = mark-to-market minus requirement. Scenario losses are split as Derive reports them: the
 regular grid ([move, vol, loss], move = spot shock - 1, vol 1 up / 0 none / -1 down), the tails
-beyond it, and the skew shocks ([name, loss]; a LINEAR one with a spot move is named
-LINEAR_SPOT_SHOCK).
+beyond it, and the skew shocks ([name, loss]).
 """
 
 from __future__ import annotations
@@ -47,7 +46,7 @@ def split_losses(
     limit = params.regular_spot_range + 1e-9
     for scenario, pnl in zip(params.scenarios, result.scenario_pnls, strict=True):
         if scenario.is_skew:
-            skew.append([scenario.skew_name, float(pnl)])
+            skew.append([scenario.vol_shock.value, float(pnl)])
             continue
         move = round(scenario.spot_shock - 1.0, 12)
         row = [move, VOL_CODES[scenario.vol_shock], float(pnl)]

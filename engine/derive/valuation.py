@@ -52,39 +52,16 @@ class ScenarioGrid:
         return np.asarray(self.is_(VolShock.LINEAR) | self.is_(VolShock.ABS))
 
 
-def skew_vol_multipliers(
-    book: ExpiryBook, params: Pmrm2Params, signed_k: bool, linear_cap: bool
-) -> FloatArray:
-    """Each option's vol multiplier under a skew shock (floored at 0): 1 + k cap / k*, clipped
-    to +/- cap, k the log-moneyness against the unshocked forward.
-
-    PMRM_2's two shocks (PMRMLib_2.sol, _getExpirySkewedShockedMTM): LINEAR, signed k and the
-    linear cap; ABS, |k| and the abs cap. A LINEAR scenario with a spot move (reported as
-    LINEAR_SPOT_SHOCK) is refused by PMRM_2.setScenarios (PMRM_2.sol), and Derive's Solidity
-    test skips the one case that has it; its Result comes from Derive's reference, followed
-    here: signed k as LINEAR, but the abs cap (abs_c_base sqrt(T) + abs_base_cap). No contract
-    or doc states that rule; it is inferred from that one Result
-    (test_67_misc_skew_scenario_with_spot_move: -31.43014864208368, given to 1e-14, the vol
-    multiplier to 1e-15), which no other reading tried comes near (the linear cap: -174.45;
-    the forward moved too: -1885.7). That case's two c_base are equal, so which one the
-    reference takes is not shown; we take the abs one, with the abs base cap.
-    """
+def skew_vol_multipliers(book: ExpiryBook, params: Pmrm2Params, linear: bool) -> FloatArray:
+    """Each option's vol multiplier under the linear or abs skew shock (floored at 0)."""
     sqrt_tau = np.sqrt(year_fraction(book.seconds))[book.expiry_index]
     forward = book.forward[book.expiry_index]
     with np.errstate(divide="ignore"):
         k = np.log(book.strike / forward)
-    k = k if signed_k else np.abs(k)
-    cap = skew_cap(sqrt_tau, params.skew_shock, linear_cap)
+    k = k if linear else np.abs(k)
+    cap = skew_cap(sqrt_tau, params.skew_shock, linear)
     mult = skew_multiplier(k, cap, k_star(sqrt_tau, params.skew_shock))
     return np.asarray(np.maximum(mult, 0.0))
-
-
-SKEW_SHAPES = (
-    (VolShock.LINEAR, False, True, True),
-    (VolShock.LINEAR, True, True, False),
-    (VolShock.ABS, False, False, False),
-)
-"""(vol move, spot moved, signed k, linear cap) of each skew valuation (skew_vol_multipliers)."""
 
 
 def _vols(book: ExpiryBook, grid: ScenarioGrid, params: Pmrm2Params) -> FloatArray:
@@ -95,19 +72,16 @@ def _vols(book: ExpiryBook, grid: ScenarioGrid, params: Pmrm2Params) -> FloatArr
     up_vol = np.maximum(params.vol_shock.min_vol_up_shock, book.vol * up[e])
     for shock, shocked in ((VolShock.UP, up_vol), (VolShock.DOWN, book.vol * down[e])):
         vol = np.where(grid.is_(shock)[:, None], shocked[None, :], vol)
-    moved = grid.spot_shock != 1.0
-    for shock, spot_moved, signed_k, linear_cap in SKEW_SHAPES:
-        mask = grid.is_(shock) & (moved if spot_moved else ~moved)
+    for shock in (VolShock.LINEAR, VolShock.ABS):
+        mask = grid.is_(shock)
         if mask.any():
-            skewed = book.vol * skew_vol_multipliers(book, params, signed_k, linear_cap)
+            skewed = book.vol * skew_vol_multipliers(book, params, shock is VolShock.LINEAR)
             vol = np.where(mask[:, None], skewed[None, :], vol)
     return np.asarray(vol)
 
 
 def _forwards(book: ExpiryBook, grid: ScenarioGrid) -> FloatArray:
-    """(n_s, n_o) forwards: the variable portion moves with spot, except in the skew shocks
-    (PMRM_2 prices them at the unshocked forward; Derive's reference does so for a spot-moved
-    LINEAR too: only the perpetual and risk-cancelling collateral take its spot move)."""
+    """(n_s, n_o) forwards: the variable portion moves with spot, except in the skew shocks."""
     e = book.expiry_index
     shock = np.where(grid.skew, 1.0, grid.spot_shock)
     return np.asarray(shock[:, None] * book.forward_variable[e] + book.forward_fixed[e])

@@ -21,7 +21,7 @@ from engine.derive.model import margin
 from engine.derive.params import Pmrm2Params, VolShockParams
 from engine.derive.portfolio import Portfolio
 from engine.derive.pricing import option_prices
-from engine.derive.report import differences, figures, split_losses
+from engine.derive.report import differences, figures
 from engine.derive.shocks import (
     confidence_contingency,
     discount_factor,
@@ -182,128 +182,15 @@ def test_a_long_perp_loses_the_worst_spot_drop_times_the_loss_factor() -> None:
     assert float(np.min(result.scenario_pnls)) == pytest.approx(worst, rel=1e-12)
 
 
-def _skew_scenario(kind: str, spot: float, damp: float) -> dict[str, Any]:
-    return {"SpotShock": spot, "VolShockDirection": kind, "DampeningFactor": damp}
-
-
 @needs_cases
-def test_skew_scenarios_are_single_of_each_name_and_abs_at_an_unmoved_spot() -> None:
+def test_skew_scenarios_must_be_single_and_at_an_unmoved_spot() -> None:
     data = known_keys(Pmrm2Params, json.loads(SAMPLE.read_text())["Parameters"])
-    grid = [s for s in data["Scenarios"] if s["VolShockDirection"] not in ("LINEAR", "ABS")]
-    linear, moved = _skew_scenario("LINEAR", 1, 1.0), _skew_scenario("LINEAR", 1.18, 5.0)
-    flat_abs, moved_abs = _skew_scenario("ABS", 1, 1.0), _skew_scenario("ABS", 0.9, 1.0)
-
-    def validate(*skews: dict[str, Any]) -> Pmrm2Params:
-        return Pmrm2Params.model_validate({**data, "Scenarios": [*grid, *skews]})
-
-    names = [s.skew_name for s in validate(linear, flat_abs, moved).scenarios if s.is_skew]
-    assert names == ["LINEAR", "ABS", "LINEAR_SPOT_SHOCK"]
+    moved = [*data["Scenarios"][:-1], {**data["Scenarios"][-1], "SpotShock": 1.18}]
     with pytest.raises(ValidationError, match="SpotShock 1"):
-        validate(linear, moved_abs)
-    for twice in ((linear, linear), (moved, {**moved, "SpotShock": 0.9}), (flat_abs, flat_abs)):
-        with pytest.raises(ValidationError, match="more than one"):
-            validate(*twice)
-
-
-def _black76_call(forward: float, strike: float, vol: float, tau: float) -> float:
-    """Undiscounted Black-76 call, by hand."""
-    sd = vol * math.sqrt(tau)
-    d1 = math.log(forward / strike) / sd + sd / 2
-
-    def cdf(x: float) -> float:
-        return 0.5 * (1 + math.erf(x / math.sqrt(2)))
-
-    return forward * cdf(d1) - strike * cdf(d1 - sd)
-
-
-@needs_cases
-def test_a_linear_skew_with_a_spot_move_holds_the_forward_and_takes_the_abs_cap() -> None:
-    """Derive's reference (PMRM_2 refuses the scenario) values a spot-moved LINEAR scenario at
-    the unshocked forward, with the linear shape (signed k) and the ABS cap, dampened and
-    counted as a loss; the perpetual takes the spot move."""
-    data = known_keys(Pmrm2Params, json.loads(SAMPLE.read_text())["Parameters"])
-    grid = [s for s in data["Scenarios"] if s["VolShockDirection"] not in ("LINEAR", "ABS")]
-    scenarios = [*grid, _skew_scenario("ABS", 1, 1.0), _skew_scenario("LINEAR", 1.2, 2.0)]
-    params = Pmrm2Params.model_validate({**data, "Scenarios": scenarios})
-    days30 = 30 * 86400
-    portfolio = _portfolio(
-        cash=0.0,
-        perp_position=1.0,
-        options=[{"Expiry": days30, "Strike": 1800.0, "IsCall": 1, "MarkVol": 0.6, "Amount": -1.0}],
-        feeds=[
-            {
-                "FeedExpiry": days30,
-                "Forward": 2000.0,
-                "ForwardConfidence": 1.0,
-                "Rate": 0.0,
-                "RateConfidence": 1.0,
-                "OptionVolConfidences": 1.0,
-            }
-        ],
-    )
-    result = margin(portfolio, params)
-    # by hand: rate 0 (discount 1); a short's static discount min(1 / discount, 1.04 e^(0.08 T))
-    # is 1; cap and k* as PMRMLib_2 computes them, with the ABS cap
-    tau = 30 / 365
-    skew = params.skew_shock
-    cap = skew.abs_c_base * math.sqrt(tau) + skew.abs_base_cap
-    kstar = max(
-        skew.min_k_star,
-        math.sqrt(tau)
-        * skew.width_scale
-        * (skew.vol_param_static + skew.vol_param_scale * math.sqrt(tau)),
-    )
-    k = math.log(1800.0 / 2000.0)
-    multiplier = 1 + max(-cap, k * cap / kstar)
-    mark = -_black76_call(2000.0, 1800.0, 0.6, tau)
-    shocked = -_black76_call(2000.0, 1800.0, 0.6 * multiplier, tau)
-    expected = -abs((shocked - mark) * 2.0) + 1.0 * 2000.0 * (1.2 - 1) * 2.0
-    assert float(result.scenario_pnls[-1]) == pytest.approx(expected, rel=1e-10)
-    _, _, skews = split_losses(result, params)
-    assert [row[0] for row in skews] == ["ABS", "LINEAR_SPOT_SHOCK"]
-
-
-@needs_cases
-def test_the_spot_moved_linear_skew_gives_derives_result() -> None:
-    """Derive's case test_67_misc_skew_scenario_with_spot_move (v2-core's portfolio_cases, not
-    shipped here): a short call, LINEAR at spot x1.18 dampened x5. Its inputs and its Result's
-    skew losses, which no other reading of the skew shocks gives (the linear cap: -174.45)."""
-    data = known_keys(Pmrm2Params, json.loads(SAMPLE.read_text())["Parameters"])
-    grid = [s for s in data["Scenarios"] if s["VolShockDirection"] not in ("LINEAR", "ABS")]
-    skew_block = {**data["SkewShock"], "LINEAR_SCALE_CAP": 9.9, "MIN_WIDTH_SCALE": 4.9}
-    scenarios = [*grid, _skew_scenario("ABS", 1, 1.0), _skew_scenario("LINEAR", 1.18, 5)]
-    params = Pmrm2Params.model_validate({**data, "SkewShock": skew_block, "Scenarios": scenarios})
-    portfolio = _portfolio(
-        cash=0.0,
-        spot_price=2681.6029850999994,
-        stable_price=1.00019088635,
-        options=[
-            {
-                "Expiry": 3214052,
-                "Strike": 2500.0,
-                "IsCall": 1,
-                "MarkVol": 0.6419890928713738,
-                "Amount": -1.0,
-            }
-        ],
-        feeds=[
-            {
-                "FeedExpiry": 3214052,
-                "Forward": 2695.7814942763334,
-                "ForwardConfidence": 1.0,
-                "Rate": 0.21000000000000002,
-                "RateConfidence": 1.0,
-                "OptionVolConfidences": 0.95,
-            }
-        ],
-    )
-    result = margin(portfolio, params)
-    assert result.option_mtm == pytest.approx(-317.201576245238, rel=1e-8)
-    _, _, skews = split_losses(result, params)
-    assert [row[0] for row in skews] == ["ABS", "LINEAR_SPOT_SHOCK"]
-    assert [row[1] for row in skews] == pytest.approx(
-        [-7.438370015065913776, -31.430148642083679533], rel=1e-8
-    )
+        Pmrm2Params.model_validate({**data, "Scenarios": moved})
+    twice = [*data["Scenarios"], data["Scenarios"][-1]]
+    with pytest.raises(ValidationError, match="more than one"):
+        Pmrm2Params.model_validate({**data, "Scenarios": twice})
 
 
 @needs_cases
@@ -410,3 +297,8 @@ def test_cli_names_the_file_and_the_missing_field(tmp_path: Path) -> None:
     assert len(lines) == 1
     assert str(broken) in lines[0] and "Parameters.Margin.IM_LOSS_FACTOR" in lines[0]
     assert "Traceback" not in out.stderr
+    mixed = spma("reproduce", "derive", "--check", str(SAMPLE), str(broken))
+    assert mixed.returncode == 2, "a refused file fails the run"
+    assert f"{SAMPLE.stem}: OK" in mixed.stdout, "the good case is computed all the same"
+    assert "1 of 1 cases match" in mixed.stdout
+    assert "1 of 2 case files refused" in mixed.stderr and str(broken) in mixed.stderr

@@ -3,7 +3,8 @@
 Each case is computed from its ``Scenario`` and ``Parameters`` alone and printed as one JSON
 object per line. ``--check`` then holds every figure against the case's ``Result`` (1e-8
 relative, absolute floor 1e-8): a line per difference and exit 1 if any. A case file that is
-unreadable or lacks a field: one message naming the file and the field, exit 2.
+unreadable or lacks a field: one message naming the file and the field, the other cases
+computed all the same, and exit 2.
 """
 
 from __future__ import annotations
@@ -26,18 +27,22 @@ reproduce_app = typer.Typer(
 )
 
 
-def _read_all(paths: list[Path], check: bool) -> list[Case]:
-    """Every case read and validated before any is computed (exit 2 on the first bad one)."""
-    cases = []
+def _read_all(paths: list[Path], check: bool) -> tuple[list[Case], int]:
+    """Every case read and validated before any is computed; a bad one is named on stderr (one
+    line: the file and the field) and left out, so the others still run. The good cases and
+    the number refused."""
+    cases, refused = [], 0
     for path in paths:
         try:
             case = read_case(path)
             if check:
                 result_of(case, list(FIGURES.values()))
         except CaseError as exc:
-            fail(str(exc))
+            typer.echo(f"spma: error: {exc}", err=True)
+            refused += 1
+            continue
         cases.append(case)
-    return cases
+    return cases, refused
 
 
 def _figures(case: Case) -> dict[str, Any]:
@@ -63,7 +68,7 @@ def derive(
     ),
 ) -> None:
     """Derive's PMRM_2 IM, MM, scenario losses, contingencies and marks for each case."""
-    loaded = _read_all(cases, check)
+    loaded, refused = _read_all(cases, check)
     failing = 0
     for case in loaded:
         ours = _figures(case)
@@ -71,10 +76,14 @@ def derive(
             failing += _check(case, ours) > 0
         else:
             typer.echo(json.dumps(ours))
-    if check:
+    if check and loaded:
         typer.echo(f"{len(loaded) - failing} of {len(loaded)} cases match Derive's Result")
-        if failing:
-            raise typer.Exit(1)
+    if refused and loaded:
+        fail(f"{refused} of {len(cases)} case files refused (named above)")
+    if refused:
+        raise typer.Exit(2)  # each one named already, in one line
+    if failing:
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:
