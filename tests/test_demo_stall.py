@@ -34,6 +34,7 @@ def test_a_moving_pipeline_never_stalls_however_slow() -> None:
         clock.now += 59
         assert detector.observe(step)
         detector.check(lambda: "waiting")
+    assert detector.longest_idle_s == 59
 
 
 def test_nothing_new_for_the_window_is_a_stall_naming_what_it_waited_for() -> None:

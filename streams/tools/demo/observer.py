@@ -64,6 +64,9 @@ class Observer:
             self.settings, f"spma-demo-{uuid.uuid4().hex[:8]}", {"session.timeout.ms": 6000}
         )
         self.consumer.subscribe([self.settings.topic(t) for t in WATCHED])
+        # The partitions' ends, asked on a client of their own: on the subscribed one each query
+        # would queue behind its pending fetch (half a second a partition).
+        self.ends = make_consumer(self.settings, f"spma-demo-ends-{uuid.uuid4().hex[:8]}")
 
     def poll(self, seconds: float) -> int:
         """Read what arrives for a while; how many records came."""
@@ -83,7 +86,7 @@ class Observer:
             return 0
         left = 0
         for tp in self.consumer.position(parts):
-            low, high = self.consumer.get_watermark_offsets(
+            low, high = self.ends.get_watermark_offsets(
                 TopicPartition(tp.topic, tp.partition), timeout=timeout_s
             )
             left += max(0, high - (low if tp.offset == OFFSET_INVALID else tp.offset))
@@ -136,6 +139,7 @@ class Observer:
     def close(self) -> None:
         """Leave the group."""
         self.consumer.close()
+        self.ends.close()
 
 
 def severity(status: MarginStatus) -> tuple[int, float]:

@@ -168,6 +168,10 @@ def _session(
     )
     try:
         ex = _play(pacer, accounts, view, log)
+        log(
+            f"the pipeline's longest pause: {pacer.detector.longest_idle_s:.1f} s "
+            f"(a stall is {pace.stall_window_s:g} s without progress)"
+        )
     except KafkaException as exc:
         raise pacer.failed(f"the broker failed a request: {exc}") from None
     finally:

@@ -51,16 +51,19 @@ class StallDetector:
     started: float = field(init=False)
     moved: float = field(init=False)
     seen: Hashable = field(init=False, default=None)
+    longest_idle_s: float = field(init=False, default=0.0)  # the longest pause so far
 
     def __post_init__(self) -> None:
         self.started = self.moved = self.clock()
 
     def observe(self, progress: Hashable) -> bool:
         """Note the pipeline's progress now; True when it changed since the last look."""
+        now = self.clock()
+        self.longest_idle_s = max(self.longest_idle_s, now - self.moved)
         if progress == self.seen:
             return False
         self.seen = progress
-        self.moved = self.clock()
+        self.moved = now
         return True
 
     def idle_s(self) -> float:
