@@ -115,6 +115,7 @@ def test_a_stalled_wait_fails_naming_phase_progress_log_and_report(tmp_path: Pat
         "the demo stopped in phase seed: waiting for statuses: 1 of 2 accounts; nothing new "
         f"for 60 s. Worker log: {log}; report folder: {tmp_path}/"
     )
+    assert pacer.longest_pause_phase == "seed"
 
 
 def test_spma_demo_prints_the_failure_and_exits_2(

@@ -51,6 +51,7 @@ class Pacer:
     lag: int | None = None
     until: datetime | None = None  # the event time the current step reaches
     unread: int = 0
+    longest_pause_phase: str = ""  # where the pipeline stood still longest
 
     def caught_up(self) -> None:
         """Until the workers have committed every input (they start, join, recover and read)."""
@@ -111,7 +112,10 @@ class Pacer:
         if self.worker.poll() is not None:
             tail = log_tail(self.logs[0])
             raise self.failed(f"the worker exited with code {self.worker.returncode}:\n{tail}")
+        longest = self.detector.longest_idle_s
         self.detector.observe(self.progress())
+        if self.detector.longest_idle_s > longest:
+            self.longest_pause_phase = self.phase
         try:
             self.detector.check(waiting)
         except Stalled as exc:

@@ -169,8 +169,8 @@ def _session(
     try:
         ex = _play(pacer, accounts, view, log)
         log(
-            f"the pipeline's longest pause: {pacer.detector.longest_idle_s:.1f} s "
-            f"(a stall is {pace.stall_window_s:g} s without progress)"
+            f"the pipeline's longest pause: {pacer.detector.longest_idle_s:.1f} s, in phase "
+            f"{pacer.longest_pause_phase} (a stall is {pace.stall_window_s:g} s without progress)"
         )
     except KafkaException as exc:
         raise pacer.failed(f"the broker failed a request: {exc}") from None
