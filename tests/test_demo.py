@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from infra.kafka_broker import missing_tools
-from streams.tools.demo.session import run_demo
+from streams.tools.demo.session import Pace, run_demo
 
 pytestmark = pytest.mark.broker
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,7 +25,7 @@ def test_demo_session_on_the_shared_broker(
     result = run_demo(
         accounts=60,
         partitions=3,
-        deadline_s=150,
+        pace=Pace(stall_window_s=60, cap_s=300),
         report_root=tmp_path,
         log=lambda *_: None,
         bootstrap=kafka_bootstrap,
@@ -68,8 +68,10 @@ def test_spma_demo_exits_0_with_a_summary_naming_its_report(
             "demo",
             "--accounts",
             "20",
-            "--deadline",
-            "120",
+            "--stall-window",
+            "60",
+            "--cap",
+            "150",
             "--reports",
             str(tmp_path),
             "--engine",

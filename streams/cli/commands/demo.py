@@ -21,7 +21,15 @@ def register(app: typer.Typer) -> None:
     def demo(
         accounts: int = typer.Option(2000, min=1, help="accounts to open"),
         partitions: int = typer.Option(4, min=1, help="partitions of the account topics"),
-        deadline: float = typer.Option(170.0, min=10, help="give up after this many seconds"),
+        stall_window: float = typer.Option(
+            60.0,
+            min=1,
+            help="fail when the pipeline shows no progress (no new output, no advance in event "
+            "time, no input committed, no order executed) for this many seconds",
+        ),
+        cap: float = typer.Option(
+            900.0, min=10, help="fail a run still going after this many seconds (a safety cap)"
+        ),
         reports: Path = typer.Option(Path("reports"), help="where the report folder goes"),
         engine: Engine = typer.Option(
             Engine.AUTO,
@@ -30,18 +38,21 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """A calm hour, a crash and a recovery through the engine; a summary and a report."""
-        from streams.tools.demo.session import run_demo
+        from confluent_kafka import KafkaException
+
+        from streams.tools.demo.session import Pace, run_demo
         from streams.tools.demo.view import LiveView
 
         console = Console()
         view = LiveView(console)
         try:
+            pace = Pace(stall_window_s=stall_window, cap_s=cap)
             result = run_demo(
-                accounts, partitions, deadline, reports, view, console.print, engine=engine
+                accounts, partitions, pace, reports, view, console.print, engine=engine
             )
-        except (BrokerError, TimeoutError, RuntimeError) as exc:
+        except (BrokerError, TimeoutError, RuntimeError, KafkaException) as exc:
             view.stop()
-            fail(f"demo failed: {exc}", code=1)
+            fail(f"demo failed: {exc}")
         view.stop()
         table = Table(title=f"SPMA demo: {result.accounts:,} accounts in {result.seconds:.1f} s")
         table.add_column("figure")

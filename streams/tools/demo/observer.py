@@ -1,8 +1,9 @@
 """What the demo watches: the engine's outputs, tallied as they arrive, and a timeline.
 
 A consumer on the output topics keeps each account's last status, counts calls, orders, fund
-events and ADL orders, follows the fund's balance, and records a timeline point (prices, accounts
-by state, fund balance) whenever the scenario asks, for the live view and the report.
+events and ADL orders, follows the fund's balance and the event time the outputs have reached,
+and records a timeline point (prices, accounts by state, fund balance) whenever the scenario asks,
+for the live view and the report. It can tell how many output records it has yet to read.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
+
+from confluent_kafka import OFFSET_INVALID, TopicPartition
 
 from infra.settings import Settings
 from streams.codec import AvroCodec, CodecError
@@ -51,6 +55,8 @@ class Observer:
     worst: dict[str, MarginStatus] = field(default_factory=dict)
     counts: Counter[str] = field(default_factory=Counter)
     fund_balance: float = 0.0
+    records: int = 0  # output records read, decodable or not
+    event_time: datetime | None = None  # the latest event time among them
     timeline: list[TimelinePoint] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -58,6 +64,9 @@ class Observer:
             self.settings, f"spma-demo-{uuid.uuid4().hex[:8]}", {"session.timeout.ms": 6000}
         )
         self.consumer.subscribe([self.settings.topic(t) for t in WATCHED])
+        # The partitions' ends, asked on a client of their own: on the subscribed one each query
+        # would queue behind its pending fetch (half a second a partition).
+        self.ends = make_consumer(self.settings, f"spma-demo-ends-{uuid.uuid4().hex[:8]}")
 
     def poll(self, seconds: float) -> int:
         """Read what arrives for a while; how many records came."""
@@ -70,14 +79,29 @@ class Observer:
                 self._take(m.topic.removeprefix(prefix), m.value)
         return got
 
+    def behind(self, timeout_s: float = 10.0) -> int:
+        """Output records already in the watched topics that this consumer has yet to read."""
+        parts = self.consumer.assignment()
+        if not parts:
+            return 0
+        left = 0
+        for tp in self.consumer.position(parts):
+            low, high = self.ends.get_watermark_offsets(
+                TopicPartition(tp.topic, tp.partition), timeout=timeout_s
+            )
+            left += max(0, high - (low if tp.offset == OFFSET_INVALID else tp.offset))
+        return left
+
     def _take(self, topic: str, value: bytes | None) -> None:
         """Tally one output record."""
+        self.records += 1
         try:
             record = self.codec.decode(topic, value)
         except CodecError:
             self.counts["undecodable"] += 1
             return
         self.counts[topic] += 1
+        self._follow_event_time(topic, getattr(record, "ts", None))
         if isinstance(record, MarginStatus):  # the margin-status topic's only record
             self.last[record.account] = record
             worst = self.worst.get(record.account)
@@ -86,6 +110,13 @@ class Observer:
         elif isinstance(record, InsuranceFundEvent):  # the insurance-fund topic's only record
             self.fund_balance = float(record.balance_after)
             self.counts[f"fund {record.kind.value}"] += 1
+
+    def _follow_event_time(self, topic: str, ts: object) -> None:
+        """Advance the outputs' event time (a dlq record's stamp may be the wall clock's)."""
+        if topic == Topic.DLQ or not isinstance(ts, datetime):
+            return
+        if self.event_time is None or ts > self.event_time:
+            self.event_time = ts
 
     def states(self) -> dict[str, int]:
         """Accounts by their last state."""
@@ -108,6 +139,7 @@ class Observer:
     def close(self) -> None:
         """Leave the group."""
         self.consumer.close()
+        self.ends.close()
 
 
 def severity(status: MarginStatus) -> tuple[int, float]:

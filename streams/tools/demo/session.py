@@ -6,12 +6,13 @@ process, seeds an exchange (BTC, ETH, SOL; perpetuals, futures and option chains
 kind) through Kafka, then plays a calm hour, a crash (BTC -30%, ETH and SOL following, vols spiking,
 books thinning to 15%) and a partial recovery in accelerated event time, with the simulator as the
 matching engine for liquidation and ADL orders. A live view follows the outputs; at the end a
-summary and a report folder (chart, worst cases, counts). Every wait is bounded by the deadline.
+summary and a report folder (chart, worst cases, counts). Each step waits for the pipeline to have
+done its part (the pacer); the run fails only when nothing progressed for a stall window, or after
+an absolute cap, with a message naming the phase, the worker's log and the report folder.
 """
 
 from __future__ import annotations
 
-import subprocess
 import time
 import uuid
 from collections.abc import Callable
@@ -20,11 +21,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from confluent_kafka import KafkaException
+
 from infra.broker_engine import Engine, start_broker
 from infra.settings import Settings
 from streams.codec import codec_from_settings
 from streams.tools.demo.observer import Observer, TimelinePoint
+from streams.tools.demo.pacing import Pacer
 from streams.tools.demo.report import write_report
+from streams.tools.demo.stall import CAP_S, STALL_WINDOW_S, StallDetector
 from streams.tools.demo.worker import start_worker, stop_worker
 from streams.tools.exchange import Exchange
 from streams.tools.simulator.runner import SimulatorLoop
@@ -94,10 +99,18 @@ class DemoResult:
 View = Callable[[Observer, str, float, dict[str, float]], None]
 
 
+@dataclass(frozen=True)
+class Pace:
+    """How long a still pipeline is given (the stall window) and the cap of a whole run."""
+
+    stall_window_s: float = STALL_WINDOW_S
+    cap_s: float = CAP_S
+
+
 def run_demo(
     accounts: int = 2000,
     partitions: int = 4,
-    deadline_s: float = 170.0,
+    pace: Pace = Pace(),
     report_root: Path = Path("reports"),
     view: View | None = None,
     log: Callable[[str], object] = print,
@@ -105,12 +118,13 @@ def run_demo(
     topic_prefix: str = "spma.",
     engine: Engine | str = Engine.AUTO,
 ) -> DemoResult:
-    """The whole demo (on a fresh broker of the engine unless given one), bounded by a deadline."""
+    """The whole demo (on a fresh broker of the engine unless given one), paced by the pipeline;
+    DemoFailed when it stalls or its worker dies."""
     if bootstrap is not None:
         settings = Settings(
             bootstrap_servers=bootstrap, partitions=partitions, topic_prefix=topic_prefix
         )
-        return _session(settings, accounts, deadline_s, report_root, view, log)
+        return _session(settings, accounts, pace, report_root, view, log)
     broker = start_broker(engine)
     try:
         name = "Apache Kafka" if broker.engine == "kafka" else "embedded Tansu"
@@ -122,7 +136,7 @@ def run_demo(
             # Tansu rejects aiokafka's idempotent producer (README: Tansu and Apache Kafka).
             producer_idempotence=broker.engine == "kafka",
         )
-        return _session(settings, accounts, deadline_s, report_root, view, log)
+        return _session(settings, accounts, pace, report_root, view, log)
     finally:
         broker.stop()
 
@@ -130,56 +144,39 @@ def run_demo(
 def _session(
     settings: Settings,
     accounts: int,
-    deadline_s: float,
+    pace: Pace,
     report_root: Path,
     view: View | None,
     log: Callable[[str], object],
 ) -> DemoResult:
     """Topics, a worker, the seeded exchange, the scenario, the report."""
     started = time.monotonic()
-    deadline = started + deadline_s
-    create_topics(settings, timeout_s=30)
+    create_topics(settings, timeout_s=60)
     codec = codec_from_settings(settings)
     folder = report_root / datetime.now(tz=UTC).strftime("demo-%Y%m%d-%H%M%S")
     app_id = f"spma-demo-{uuid.uuid4().hex[:8]}"
     worker = start_worker(settings, app_id, folder / "logs")
     observer = Observer(settings, codec)
     loop = SimulatorLoop(settings, codec, group=app_id)  # legs wait for the worker
-    path = _path()
+    pacer = Pacer(
+        observer,
+        loop,
+        worker,
+        StallDetector(pace.stall_window_s, pace.cap_s),
+        [folder / "logs" / "worker.log"],
+        folder,
+    )
     try:
-        scenario_s = sum(leg.minutes for leg in path) * 60.0
-        ex = Exchange(
-            datetime.now(tz=UTC).replace(microsecond=0) - timedelta(seconds=scenario_s + 900),
-            liquidity_providers=LIQUIDITY_PROVIDERS,
+        ex = _play(pacer, accounts, view, log)
+        log(
+            f"the pipeline's longest pause: {pacer.detector.longest_idle_s:.1f} s, in phase "
+            f"{pacer.longest_pause_phase} (a stall is {pace.stall_window_s:g} s without progress)"
         )
-        _seed(ex, accounts)
-        loop.seed(ex.inputs)
-        log(f"seeded {accounts:,} accounts: {len(ex.inputs):,} inputs through Kafka")
-        _wait_for_accounts(observer, worker, _accounts(ex), deadline, folder)
-        observer.mark("open", 0.0, ex.prices)
-        minute, crashing = 0.0, False
-        for leg in path:
-            _check_alive(worker, folder)
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the scenario did not finish within {deadline_s:g} s")
-            minute += leg.minutes
-            mark = len(ex.inputs)
-            if leg.phase == "crash" and not crashing:
-                crashing = True
-                _open_reckless(ex, accounts)
-            ex.tick(int(leg.minutes * 60_000))
-            ex.move(leg.factors, leg.depth, leg.vol)
-            loop.publish(ex.inputs[mark:])
-            loop.pump(quiet_s=1.5, timeout_s=max(1.0, deadline - time.monotonic()))
-            observer.poll(0.5)
-            observer.mark(leg.phase, minute, ex.prices)
-            if view is not None:
-                view(observer, leg.phase, minute / (scenario_s / 60.0), ex.prices)
-        while observer.poll(2.0) and time.monotonic() < deadline:
-            pass
-        observer.mark("end", minute, ex.prices)
+    except KafkaException as exc:
+        raise pacer.failed(f"the broker failed a request: {exc}") from None
     finally:
         loop.consumer.close()
+        loop.producer.close()  # before the broker stops: no reconnection noise after the run
         observer.close()
         stop_worker(worker)
     result = DemoResult(
@@ -196,6 +193,43 @@ def _session(
     )
     write_report(folder, observer, result.summary())
     return result
+
+
+def _play(pacer: Pacer, accounts: int, view: View | None, log: Callable[[str], object]) -> Exchange:
+    """Seed the exchange, then play the scenario leg by leg, each leg once the last settled."""
+    observer, loop, path = pacer.observer, pacer.loop, _path()
+    scenario_s = sum(leg.minutes for leg in path) * 60.0
+    ex = Exchange(
+        datetime.now(tz=UTC).replace(microsecond=0) - timedelta(seconds=scenario_s + 900),
+        liquidity_providers=LIQUIDITY_PROVIDERS,
+    )
+    _seed(ex, accounts)
+    pacer.phase = "seed"
+    loop.seed_first(ex.inputs)  # a fill must not meet an account before its deposit
+    pacer.caught_up()
+    loop.seed_fills(ex.inputs)
+    log(f"seeded {accounts:,} accounts: {len(ex.inputs):,} inputs through Kafka")
+    pacer.statuses(_accounts(ex))
+    observer.mark("open", 0.0, ex.prices)
+    minute, crashing, total = 0.0, False, scenario_s / 60.0
+    for leg in path:
+        minute += leg.minutes
+        pacer.phase = f"{leg.phase} (scenario minute {minute:g} of {total:g})"
+        mark = len(ex.inputs)
+        if leg.phase == "crash" and not crashing:
+            crashing = True
+            _open_reckless(ex, accounts)
+        ex.tick(int(leg.minutes * 60_000))
+        ex.move(leg.factors, leg.depth, leg.vol)
+        loop.publish(ex.inputs[mark:])
+        pacer.settle(loop.clock)
+        observer.mark(leg.phase, minute, ex.prices)
+        if view is not None:
+            view(observer, leg.phase, minute / total, ex.prices)
+    pacer.phase = "end"
+    pacer.drain()
+    observer.mark("end", minute, ex.prices)
+    return ex
 
 
 def _seed(ex: Exchange, accounts: int) -> None:
@@ -217,28 +251,3 @@ def _open_reckless(ex: Exchange, accounts: int) -> None:
 def _accounts(ex: Exchange) -> set[str]:
     """Every account the exchange opened."""
     return {key for topic, key, _ in ex.inputs if topic in (Topic.FILLS, Topic.COLLATERAL)}
-
-
-def _wait_for_accounts(
-    observer: Observer,
-    worker: subprocess.Popen[bytes],
-    accounts: set[str],
-    deadline: float,
-    folder: Path,
-) -> None:
-    """Until every account has a status (bounded by the deadline)."""
-    while missing := accounts - observer.last.keys():
-        _check_alive(worker, folder)
-        if time.monotonic() > deadline:
-            raise TimeoutError(
-                f"{len(accounts) - len(missing)} of {len(accounts)} accounts had a status in "
-                f"time; none for {', '.join(sorted(missing)[:5])}"
-            )
-        observer.poll(0.5)
-
-
-def _check_alive(worker: subprocess.Popen[bytes], folder: Path) -> None:
-    """Fail with the worker's log when it died."""
-    if worker.poll() is not None:
-        log = (folder / "logs" / "worker.log").read_text(errors="replace")[-2000:]
-        raise RuntimeError(f"the worker exited with {worker.returncode}:\n{log}")

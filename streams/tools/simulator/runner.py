@@ -77,8 +77,16 @@ class SimulatorLoop:
         """Publish a seeded exchange: reference data, market and deposits first, then, once the
         workers have read them, the fills (collateral and fills are separate topics with no order
         between them: a fill must not meet an account before its deposit)."""
-        self.publish([item for item in items if item[0] != Topic.FILLS])
+        self.seed_first(items)
         self.wait_caught_up(timeout_s)
+        self.seed_fills(items)
+
+    def seed_first(self, items: list[tuple[str, str, Record]]) -> None:
+        """Publish what a seeded exchange needs before its fills: everything but the fills."""
+        self.publish([item for item in items if item[0] != Topic.FILLS])
+
+    def seed_fills(self, items: list[tuple[str, str, Record]]) -> None:
+        """Publish a seeded exchange's fills (once the workers have read what came first)."""
         self.publish([item for item in items if item[0] == Topic.FILLS])
 
     def wait_caught_up(self, timeout_s: float = 120.0) -> None:
@@ -97,27 +105,40 @@ class SimulatorLoop:
         last = time.monotonic()
         seen = 0
         while time.monotonic() < deadline:
-            msgs = [m for m in self.consumer.consume(500, timeout=0.3) if m.error() is None]
-            if not msgs:
+            got = self.step()
+            if not got:
                 if time.monotonic() - last >= quiet_s:
                     if self._caught_up():
                         break
                     last = time.monotonic() - quiet_s + 1.0  # look again in a second
                 continue
             last = time.monotonic()
-            seen += len(msgs)
-            fills = []
-            for msg in map(received, msgs):
-                fills += self._execute(msg.topic, msg.value)
-            self.publish(fills)
+            seen += got
         return seen
+
+    def step(self, timeout_s: float = 0.3) -> int:
+        """Execute the orders that arrive within one consume of up to timeout_s and publish
+        their fills; how many orders came (0: none, the loop is quiet for now)."""
+        msgs = [m for m in self.consumer.consume(500, timeout=timeout_s) if m.error() is None]
+        if not msgs:
+            return 0
+        fills = []
+        for msg in map(received, msgs):
+            fills += self._execute(msg.topic, msg.value)
+        self.publish(fills)
+        return len(msgs)
 
     def _caught_up(self) -> bool:
         """True when the workers' group has committed every input (or no group is known)."""
+        return self.lag() == 0
+
+    def lag(self) -> int | None:
+        """The inputs the workers' group has yet to commit (0 with no group known); None while
+        the broker cannot tell yet (its group coordinator is being elected or loaded)."""
         if self.group is None:
-            return True
+            return 0
         try:
-            return group_lag(self.settings, self.group, WORKER_INPUTS) == 0
+            return group_lag(self.settings, self.group, WORKER_INPUTS)
         except KafkaException as exc:
             # A broker that has just started may still be electing the group's coordinator
             # (Apache Kafka answers NOT_COORDINATOR until __consumer_offsets is ready).
@@ -125,7 +146,7 @@ class SimulatorLoop:
             if isinstance(error, KafkaError) and (
                 error.code() in COORDINATOR_NOT_READY or error.retriable()
             ):
-                return False
+                return None
             raise
 
     def _execute(self, topic: str, value: bytes | None) -> list[tuple[str, str, Record]]:
