@@ -8,17 +8,31 @@ import numpy as np
 import pytest
 
 from engine.instruments import InstrumentArrays, parse_expiry, parse_instrument
-from engine.market import market_from_mapping
+from engine.market import MarketSnapshot, market_from_mapping
 from engine.offline import margin_from_mappings
 from engine.params import RiskParams
-from engine.risk_arrays import value_instruments
-from engine.scenarios import scenario_grid
+from engine.risk_arrays import Valuation, value_instruments
+from engine.scenarios import ScenarioGrid, scenario_grid
 from tests.engine.market_fixtures import DEPTH, market, portfolio
 
 
 def margin(positions, collateral=None, params=None, **market_kw):
     """Offline margin of a portfolio in the fixture market."""
     return margin_from_mappings(portfolio(positions, collateral), market(**market_kw), params)
+
+
+def _valued(name: str, params: RiskParams, grid: ScenarioGrid) -> tuple[MarketSnapshot, Valuation]:
+    """One BTC instrument of the fixture market valued on a grid."""
+    snap = market_from_mapping(market())
+    val = value_instruments(
+        InstrumentArrays.of([parse_instrument(name)]),
+        np.array([np.nan]),
+        snap.underlyings["BTC"],
+        grid,
+        snap.as_of,
+        params.vol_shock,
+    )
+    return snap, val
 
 
 def test_lone_perpetual_worst_loss_is_psr_times_notional() -> None:
@@ -126,16 +140,7 @@ def test_thin_book_raises_haircut_and_liquidity_addon() -> None:
 def test_span16_preset_on_a_lone_future() -> None:
     params = RiskParams.preset("span16")
     grid = scenario_grid(params, "BTC")
-    snap = market_from_mapping(market())
-    inst = parse_instrument("BTC-26MAR27")
-    val = value_instruments(
-        InstrumentArrays.of([inst]),
-        np.array([np.nan]),
-        snap.underlyings["BTC"],
-        grid,
-        snap.as_of,
-        params.vol_shock,
-    )
+    snap, val = _valued("BTC-26MAR27", params, grid)
     t = (parse_expiry("26MAR27") - snap.as_of) / (365 * 86400)
     f = 100_000.0 * math.exp(0.0 * t)
     scan = 0.16 * f
@@ -155,16 +160,7 @@ def test_a_wide_scan_falls_to_zero_not_below() -> None:
     params = RiskParams.preset("span16")
     grid = scenario_grid(params, "BTC", psr=0.6)
     assert grid.moves.min() == -1.0 and np.all(np.isfinite(grid.weights))
-    snap = market_from_mapping(market())
-    put = parse_instrument("BTC-26MAR27-100000-P")
-    val = value_instruments(
-        InstrumentArrays.of([put]),
-        np.array([np.nan]),
-        snap.underlyings["BTC"],
-        grid,
-        snap.as_of,
-        params.vol_shock,
-    )
+    _, val = _valued("BTC-26MAR27-100000-P", params, grid)
     assert np.all(np.isfinite(val.risk))
     at_zero = val.risk[0][grid.moves == -1.0]
     assert at_zero == pytest.approx(100_000.0 - val.value[0], rel=1e-9)  # the strike at zero
