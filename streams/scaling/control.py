@@ -70,6 +70,18 @@ class Layouts:
         """True when workers may run the active generation (no drain asked, nothing copied)."""
         return self.switch is None or self.switch.step is Step.PREPARED
 
+    def summary(self) -> str:
+        """The generation in use and any scale under way, in one line."""
+        older = ", ".join(f"generation {g}: {n}" for g, n in sorted(self.partitions.items()))
+        line = (
+            f"generation {self.active} in use, {self.active_partitions} account partitions "
+            f"({older})"
+        )
+        if self.switch is None:
+            return line + "; no scale under way"
+        s = self.switch
+        return line + f"; a scale to generation {s.to} ({s.partitions}) is at step {s.step}"
+
     def at(self, step: Step) -> Layouts:
         """The layouts with the scale under way at a further step."""
         assert self.switch is not None

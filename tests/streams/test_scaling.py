@@ -35,6 +35,11 @@ def test_layouts_round_trip_and_say_when_workers_may_run() -> None:
     assert Layouts(1, {0: 4, 1: 8}, Switch(2, 16, Step.PREPARED)).runnable
     assert back.at(Step.COPIED).switch == Switch(2, 16, Step.COPIED)
     assert Layouts.initial(BASE) == Layouts(0, {0: 4})
+    assert back.summary() == (
+        "generation 1 in use, 8 account partitions (generation 0: 4, generation 1: 8); "
+        "a scale to generation 2 (16) is at step draining"
+    )
+    assert Layouts.initial(BASE).summary().endswith("(generation 0: 4); no scale under way")
 
 
 def test_generation_zero_keeps_every_name_and_a_later_one_has_its_own() -> None:
