@@ -15,6 +15,7 @@ BENCHMARKS = (
     "bench.bench_black76",
     "bench.bench_pipeline",
     "bench.bench_memory",
+    "bench.bench_scale",
     "bench.bench_solvency",
     "bench.bench_backtest",
 )

@@ -84,22 +84,26 @@ class Trading(threading.Thread):
 
 
 class Watcher(threading.Thread):
-    """Reads the outputs as they come, noting when margin statuses arrived."""
+    """Reads the outputs as they come, noting when new margin statuses arrived (a status sent
+    again from an outbox, an id already seen, is no news)."""
 
     def __init__(self, c: Chaos) -> None:
         super().__init__(daemon=True)
+        self.c = c
         self.out = Collector(c.harness, WATCHED)
-        self.arrivals: list[float] = []  # monotonic times statuses arrived at
+        self.arrivals: list[float] = []  # monotonic times new statuses arrived at
         self.stopping = threading.Event()
 
     def run(self) -> None:
-        seen = 0
+        done, ids = 0, set()
         while not self.stopping.is_set():
             self.out.poll(0.1)
-            now = len(self.out.records["margin-status"])
-            if now > seen:
+            got = self.out.records["margin-status"]
+            fresh = {self.c.codec.decode("margin-status", m.value).status_id for m in got[done:]}  # type: ignore[attr-defined]
+            done = len(got)
+            if fresh - ids:
                 self.arrivals.append(time.monotonic())
-                seen = now
+                ids |= fresh
 
     def stop(self) -> Collector:
         self.stopping.set()
