@@ -51,6 +51,11 @@ class GenerationSwitch:
         self.switching = False  # drained: the worker stops to run the next generation
         metrics.generation.labels(str(settings.layout_partitions)).set(settings.generation)
 
+    @property
+    def draining(self) -> bool:
+        """True from a drain's start until it is called off (the worker then stops)."""
+        return self.since is not None or self.switching
+
     def asked(self, layouts: Layouts) -> bool:
         """True when the layouts want this worker's generation to stop."""
         return layouts.active != self.settings.generation or not layouts.runnable
