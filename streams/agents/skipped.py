@@ -32,7 +32,7 @@ from confluent_kafka import OFFSET_BEGINNING, KafkaException
 
 from infra.settings import Settings
 from streams.agents.guard import Replayed
-from streams.agents.private import add_gap, committed_offset
+from streams.agents.private import add_gap, committed_offset, writing_to
 from streams.kafka_io import Received, read_range
 
 log = logging.getLogger("spma")
@@ -135,9 +135,11 @@ class SkippedInputs:
         return await asyncio.to_thread(read_range, self.settings, *tp, start, end)
 
     async def handle_all(self, tp: TopicPartition, records: list[Received]) -> None:
-        """Handle records read from the broker in order; the consumer is told they are done."""
+        """Handle records read from the broker in order (each one's table writes follow its
+        partition: a timer has no current event); the consumer is told they are done."""
         for m in records:
-            await self.handle(Replayed(m))
+            with writing_to(m.topic, m.partition):
+                await self.handle(Replayed(m))
         self.next[tp] = records[-1].offset + 1
         await add_gap(self.consumer(), *tp, records[0].offset, records[-1].offset)
 
