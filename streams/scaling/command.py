@@ -31,8 +31,7 @@ Say = Callable[[str], None]
 
 
 def plan_scale(settings: Settings, partitions: int) -> tuple[Layouts, Plan]:
-    """The layouts recorded and the plan of a scale to ``partitions``."""
-    ensure_topic(settings)
+    """The layouts recorded and the plan of a scale to ``partitions`` (nothing written)."""
     layouts = read_layouts(settings)
     active = settings.for_generation(layouts.active, layouts.active_partitions)
     return layouts, make_plan(settings, layouts, partitions, tables.changelog_size(active))
@@ -41,6 +40,7 @@ def plan_scale(settings: Settings, partitions: int) -> tuple[Layouts, Plan]:
 def scale(settings: Settings, partitions: int, say: Say, drain_timeout_s: float = 120.0) -> Layouts:
     """Run (or resume) a scale to ``partitions``; the layouts it leaves active."""
     started = time.monotonic()
+    ensure_topic(settings)
     layouts, plan = plan_scale(settings, partitions)
     for line in plan.lines():
         say(line)

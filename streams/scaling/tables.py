@@ -20,12 +20,14 @@ from streams.topics.catalog import ACCOUNT_KEYED
 
 
 def changelog_size(settings: Settings, timeout_s: float = 15.0) -> int:
-    """Records in a generation's portfolio changelog (before compaction: an upper bound)."""
+    """Records in a generation's portfolio changelog (before compaction: an upper bound; 0 when
+    no worker made it yet)."""
     consumer = make_consumer(settings, f"spma-scale-{uuid.uuid4().hex[:8]}")
     name = settings.portfolios_changelog()
     try:
+        meta = consumer.list_topics(timeout=timeout_s).topics.get(name)
         total = 0
-        for p in range(settings.layout_partitions):
+        for p in meta.partitions if meta is not None else ():
             low, high = consumer.get_watermark_offsets(TopicPartition(name, p), timeout=timeout_s)
             total += max(0, high - low)
         return total
@@ -38,9 +40,10 @@ def read_table(settings: Settings, timeout_s: float = 300.0) -> dict[str, bytes]
     keys left out), every partition read to the end the broker reports."""
     name = settings.portfolios_changelog()
     consumer = make_consumer(settings, f"spma-scale-{uuid.uuid4().hex[:8]}")
-    parts = range(settings.layout_partitions)
     table: dict[str, bytes] = {}
     try:
+        meta = consumer.list_topics(timeout=15.0).topics.get(name)
+        parts = meta.partitions if meta is not None else ()  # none: no worker made it yet
         ends = {p: consumer.get_watermark_offsets(TopicPartition(name, p), 15.0)[1] for p in parts}
         left = {p for p, end in ends.items() if end > 0}
         consumer.assign([TopicPartition(name, p, OFFSET_BEGINNING) for p in left])
