@@ -32,7 +32,7 @@ from confluent_kafka import OFFSET_BEGINNING, KafkaException
 
 from infra.settings import Settings
 from streams.agents.guard import Replayed
-from streams.agents.private import add_gap, committed_offset
+from streams.agents.private import add_gap, committed_offset, writing_to
 from streams.kafka_io import Received, read_range
 
 log = logging.getLogger("spma")
@@ -137,7 +137,8 @@ class SkippedInputs:
     async def handle_all(self, tp: TopicPartition, records: list[Received]) -> None:
         """Handle records read from the broker in order; the consumer is told they are done."""
         for m in records:
-            await self.handle(Replayed(m))
+            with writing_to(m.topic, m.partition):  # a repair runs in a timer: no current event
+                await self.handle(Replayed(m))
         self.next[tp] = records[-1].offset + 1
         await add_gap(self.consumer(), *tp, records[0].offset, records[-1].offset)
 
