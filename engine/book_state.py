@@ -51,6 +51,24 @@ class UnderlyingBook:
 
     # ----- shape --------------------------------------------------------------------------
 
+    def layout_copy(self, capacity: int) -> UnderlyingBook:
+        """An empty book of `capacity` rows on the same grid, instruments and valuation (shared
+        read-only: a revaluation replaces them, never writes into them), its own lists and
+        vectors, so that nothing done to the copy reaches this book."""
+        copy = UnderlyingBook.__new__(UnderlyingBook)
+        copy.__dict__.update(self.__dict__)
+        copy.gids, copy.local = list(self.gids), dict(self.local)
+        copy._basis_ids, copy._option_ids = dict(self._basis_ids), dict(self._option_ids)
+        copy.capacity = capacity
+        copy.matrix = sp.csr_matrix((capacity, len(self.gids)))
+        copy._pending, copy._pending_one = [], []
+        copy.pnl = np.zeros((capacity, self.grid.size))
+        copy.value = np.zeros(capacity)
+        copy.delta = np.zeros(capacity)
+        copy.basis = np.zeros((capacity, self.basis.shape[1]))
+        copy.short_units = np.zeros(capacity)
+        return copy
+
     def grow(self, capacity: int) -> None:
         """Room for more accounts."""
         extra = capacity - self.capacity
