@@ -96,8 +96,9 @@ class MarginBook:
         """Empty an account exactly: no position, no balance, cost and vectors zero (no float
         residue of the changes that emptied it)."""
         row = self.account_row(account)
-        self.load_portfolio(account, [], {})
+        self.holdings[row] = AccountPositions()
         self.cost[row] = 0.0
+        self.collateral[row] = 0.0
         for book in self.underlyings.values():
             book.reset_row(row, 0.0)
 

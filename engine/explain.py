@@ -94,10 +94,13 @@ def _component(book: MarginBook, row: int, name: str, comps: dict[str, float]) -
     grid = ub.grid
     loss = -ub.pnl[row] * grid.weights
     live = np.flatnonzero((grid.weights != 0.0) & (loss > 0.0))
-    ranked = live[np.argsort(-loss[live], kind="stable")].tolist()
     moves = grid.moves.tolist()
-    worst = [j for k, j in enumerate(ranked) if moves[j] not in {moves[i] for i in ranked[:k]}]
-    mark = book.market.underlyings[name].mark
+    worst: dict[float, int] = {}  # move -> its worst scenario, worst first
+    for j in live[np.argsort(-loss[live], kind="stable")].tolist():
+        worst.setdefault(moves[j], j)
+        if len(worst) == WORST_SCENARIOS:
+            break
+    mark = float(book.market.underlyings[name].mark)
     scenarios = [
         {
             "move": float(grid.moves[j]),
@@ -105,7 +108,7 @@ def _component(book: MarginBook, row: int, name: str, comps: dict[str, float]) -
             "vol": VOL_NAMES[int(grid.vol_state[j])],
             "loss": float(loss[j]),
         }
-        for j in worst[:WORST_SCENARIOS]
+        for j in worst.values()
     ]
     return {
         "underlying": name,
@@ -133,11 +136,11 @@ def _positions(book: MarginBook, row: int) -> list[dict[str, Any]]:
                 "instrument": inst.name,
                 "underlying": inst.underlying,
                 "kind": inst.kind.value,
-                "qty": qty,
-                "entry": entry,
+                "qty": float(qty),
+                "entry": float(entry),
                 "mark": mark,
                 "value": value,
-                "pnl": value - cost_basis(inst, qty, entry),
+                "pnl": value - float(cost_basis(inst, qty, entry)),
                 "delta": units * float(val.delta[local]),
             }
         )
@@ -186,16 +189,16 @@ def _restore(book: MarginBook, row_name: str, margin: AccountMargin, plan: bool)
                 {
                     "instrument": o.instrument,
                     "side": o.side,
-                    "qty": o.qty,
-                    "limit_price": o.limit_price,
-                    "notional": o.notional,
-                    "fee": o.fee,
+                    "qty": float(o.qty),
+                    "limit_price": float(o.limit_price),
+                    "notional": float(o.notional),
+                    "fee": float(o.fee),
                 }
                 for o in planned.orders
             ],
             "target_met": planned.target_met,
-            "equity_mm_after": planned.equity_mm,
-            "mm_after": planned.mm,
+            "equity_mm_after": float(planned.equity_mm),
+            "mm_after": float(planned.mm),
         }
     return {
         "deposit_to_im": {"asset": settlement, "amount": deposit_to_im(book, row_name, margin)},

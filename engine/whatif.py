@@ -221,7 +221,9 @@ def moved_market(
     """The market with each underlying's price moved by (1 + m) and its vols by (1 + v)."""
     unds = dict(market.underlyings)
     for path, table in (("moves", moves), ("vol_moves", vol_moves)):
-        for name in table:
+        for name, move in table.items():
+            if _number(move, f"{path}.{name}") <= -1.0:
+                raise WhatIfError(f"{path}.{name}", "must be above -1 (-100%)")
             if name not in unds:
                 raise WhatIfError(f"{path}.{name}", "no such underlying in the market")
     for name, und in market.underlyings.items():
@@ -269,6 +271,20 @@ def margin_on(book: MarginBook, portfolio: Portfolio, plan: bool = True) -> Expl
     return explain(book, SCRATCH, portfolio.account, plan)
 
 
+def _change_to(book: MarginBook, now: Portfolio, after: Portfolio) -> None:
+    """Take the scratch row from `now` to `after`: only the positions and balances that differ."""
+    held = {p.instrument: (p.qty, p.entry_price) for p in now.positions}
+    wanted = {p.instrument: (p.qty, p.entry_price) for p in after.positions}
+    for asset in [*now.collateral, *(a for a in after.collateral if a not in now.collateral)]:
+        balance = after.collateral.get(asset, 0.0)
+        if now.collateral.get(asset, 0.0) != balance:
+            book.set_collateral(SCRATCH, asset, balance)
+    for name in [*held, *(n for n in wanted if n not in held)]:
+        qty, entry = wanted.get(name, (0.0, 1.0))
+        if held.get(name) != (qty, entry):
+            book.set_position(SCRATCH, name, qty, entry)
+
+
 class WhatIfBook:
     """What-ifs against one book's market: its scratch is built once per market, parameter set
     and instrument valuation of the book, and its joint draws once for good."""
@@ -304,13 +320,21 @@ class WhatIfBook:
                 book.market, changes.moves, changes.vol_moves, scratch.instruments
             )
             scratch = _fresh(book.params, market, scratch.instruments, book.psr_overrides)
-        return WhatIfResult(before, margin_on(scratch, after, plan))
+            return WhatIfResult(before, margin_on(scratch, after, plan))
+        if after == portfolio:
+            return WhatIfResult(before, before)
+        _change_to(scratch, portfolio, after)
+        return WhatIfResult(before, explain(scratch, SCRATCH, after.account, plan))
 
 
 def check_priced(changes: Changes, book: MarginBook) -> None:
-    """Every fill's instrument and every transfer's asset can be valued on the book's market."""
+    """Every fill's numbers finite (its price positive), its instrument and every transfer's asset
+    valued on the book's market."""
     market = book.market
     for i, fill in enumerate(changes.fills):
+        _number(fill.qty, f"fills[{i}].qty")
+        _number(fill.price, f"fills[{i}].price", positive=True)
+        _number(fill.fee, f"fills[{i}].fee")
         path = f"fills[{i}].instrument"
         inst = _instrument(book.instruments, fill.instrument, path)
         und = market.underlyings.get(inst.underlying)

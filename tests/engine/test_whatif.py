@@ -8,6 +8,7 @@ import math
 from dataclasses import replace
 
 import numpy as np
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -206,9 +207,11 @@ def test_the_deposit_that_reaches_im_reaches_it() -> None:
 
 def test_an_account_in_liquidation_shows_the_planners_reduction() -> None:
     market, _ = _world(5)
-    mark = market.underlyings["BTC"].mark
-    start = Portfolio("a", {"USDC": 40_000.0}, (Position("BTC-PERPETUAL", 3.0, mark),))
+    mark = np.float64(market.underlyings["BTC"].mark)  # the live market's marks are numpy's
+    market = market.with_underlying("BTC", replace(market.underlyings["BTC"], mark=mark))
+    start = Portfolio("a", {"USDC": 40_000.0}, (Position("BTC-PERPETUAL", 3.0, float(mark)),))
     shown = what_if(start, market, PARAMS, Changes()).after
+    assert orjson.loads(orjson.dumps(shown.to_dict())) == shown.to_dict()  # plain JSON values
     assert shown.margin.state == "LIQUIDATION"
     plan = shown.restore["liquidation"]
     assert plan["target_met"] and plan["orders"]
