@@ -92,6 +92,10 @@ class MarginBook:
         copy._shortfall = shortfall if shortfall is not None else ShortfallCache()
         return copy
 
+    def use_shortfall(self, cache: ShortfallCache) -> None:
+        """Share a cache of joint draws (kept across books of the same parameters)."""
+        self._shortfall = cache
+
     def clear_account(self, account: str) -> None:
         """Empty an account exactly: no position, no balance, cost and vectors zero (no float
         residue of the changes that emptied it)."""
@@ -274,6 +278,18 @@ class MarginBook:
             self.set_collateral(account, asset, balance)
         for name, qty, entry in positions:
             self.set_position(account, name, qty, entry)
+
+    def prepare(self, instruments: Iterable[str]) -> None:
+        """Value instruments about to be held (a portfolio about to be loaded) in one pass per
+        underlying, not one pass per new instrument."""
+        by_underlying: dict[str, list[int]] = {}
+        for name in instruments:
+            gid = self.instruments.resolve(name)
+            inst = self.instruments.instruments[gid]
+            if inst.kind is not InstrumentKind.SPOT:
+                by_underlying.setdefault(inst.underlying, []).append(gid)
+        for name, gids in by_underlying.items():
+            self.underlying_book(name).ensure_instruments(gids, self.instruments, self.market)
 
     def has_positions(self, rows: np.ndarray) -> np.ndarray:
         """True per row while any derivative position is open."""

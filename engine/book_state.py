@@ -84,17 +84,26 @@ class UnderlyingBook:
         local = self.local.get(gid)
         if local is not None:
             return local
-        inst = table.instruments[gid]
-        local = len(self.gids)
-        self.gids.append(gid)
-        self.local[gid] = local
+        self.ensure_instruments([gid], table, market)
+        return self.local[gid]
+
+    def ensure_instruments(
+        self, gids: list[int], table: InstrumentTable, market: MarketSnapshot
+    ) -> None:
+        """Add the instruments not held yet, then revalue the arrays once."""
+        new = [g for g in dict.fromkeys(gids) if g not in self.local]
+        if not new:
+            return
+        for gid in new:
+            inst = table.instruments[gid]
+            self.local[gid] = len(self.gids)
+            self.gids.append(gid)
+            self.basis_bucket = np.append(self.basis_bucket, self._basis_id(inst.kind, inst.expiry))
+            self.option_bucket = np.append(
+                self.option_bucket, self._option_id(inst.kind, inst.expiry, inst.strike)
+            )
         self.arrays = InstrumentArrays.of([table.instruments[g] for g in self.gids])
-        self.basis_bucket = np.append(self.basis_bucket, self._basis_id(inst.kind, inst.expiry))
-        self.option_bucket = np.append(
-            self.option_bucket, self._option_id(inst.kind, inst.expiry, inst.strike)
-        )
         self.revalue_instruments(table, market)
-        return local
 
     def _basis_id(self, kind: InstrumentKind, expiry: float | None) -> int:
         """Basis bucket of a linear contract (-1 for options)."""

@@ -265,6 +265,7 @@ def margin_on(book: MarginBook, portfolio: Portfolio, plan: bool = True) -> Expl
     """The portfolio explained on a scratch book's one row (the row is emptied first)."""
     book.clear_account(SCRATCH)
     try:
+        book.prepare(p.instrument for p in portfolio.positions)
         book.load_portfolio(SCRATCH, portfolio.position_tuples(), portfolio.collateral)
     except (MissingMarketData, InstrumentError) as exc:
         raise WhatIfError("portfolio", str(exc)) from None
@@ -291,6 +292,7 @@ class WhatIfBook:
 
     def __init__(self) -> None:
         self._shortfall = ShortfallCache()
+        self._moved_shortfall = ShortfallCache()  # the joint draws of books on moved markets
         self._key: tuple[object, ...] = ()
         self._scratch: MarginBook | None = None
 
@@ -320,6 +322,7 @@ class WhatIfBook:
                 book.market, changes.moves, changes.vol_moves, scratch.instruments
             )
             scratch = _fresh(book.params, market, scratch.instruments, book.psr_overrides)
+            scratch.use_shortfall(self._moved_shortfall)
             return WhatIfResult(before, margin_on(scratch, after, plan))
         if after == portfolio:
             return WhatIfResult(before, before)
