@@ -140,6 +140,16 @@ def test_what_if_and_pre_trade_equal_spma_margin(live: Any, tmp_path: Path) -> N
         assert first == second and first["account"] == a  # one owner answers either way
         offline = _spma_margin(first["before"], market_path, tmp_path, *options)
         _close(first["before"], offline["before"])
+        # the account view serves the shape `spma margin` prints, with the same figures
+        view = orjson.loads(_get(h.web_ports[1], f"/accounts/{a}", token=TOKEN)[1])
+        plain = _spma_margin(first["before"], market_path, tmp_path)
+        assert set(offline["before"]) <= set(view) and set(offline["before"]) <= set(plain)
+        _close(view, plain)
+        _close(view, first["before"])
+        assert view["collateral"] == first["before"]["collateral"]
+        assert [c["underlying"] for c in view["components"]] == [
+            c["underlying"] for c in plain["components"]
+        ]
         _close(first["after"], offline["after"])
         for key, change in offline["change"].items():
             if key != "state":
