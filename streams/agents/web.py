@@ -308,7 +308,8 @@ async def _bounded_body(http: web.Request) -> bytes:
 
 
 def _post_view(worker: Worker, action: str) -> type[View]:
-    """The view answering POST /accounts/{account}/<action> (any other method: 405)."""
+    """The view answering POST /accounts/{account}/<action> (the access rules refuse any other
+    method with a 404: no route of theirs matches it)."""
 
     class AccountPost(View):
         """What-if or pre-trade on an account, routed to its owner; a JSON error when bad."""

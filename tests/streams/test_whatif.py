@@ -269,10 +269,11 @@ def test_bad_requests_get_a_json_4xx(
     assert "Traceback" not in "".join(p.read_text() for p in h.logs)
 
 
-def test_unknown_accounts_and_callers_without_the_token(live: Any) -> None:
+def test_unknown_accounts_callers_without_the_token_and_other_methods(live: Any) -> None:
     h, _, _, accounts, _ = live
     for port in h.web_ports:
         code, answer = _post(port, "/accounts/nobody-at-all/what-if", b"{}")
         assert (code, answer["error"]) == (404, "unknown account")
         code, _ = _post(port, f"/accounts/{accounts[0]}/pre-trade", b"{}", token=None)
         assert code == 401
+        assert _get(port, f"/accounts/{accounts[0]}/what-if", token=TOKEN)[0] == 404  # POST only
