@@ -1,5 +1,6 @@
 """The worker's HTTP views on Faust's web server: ``GET /health``, ``/ready``, ``/metrics`` and
-``/accounts/{id}``, and nothing else: Faust's own views (its tables' raw values, its router) are
+``/accounts/{id}``, ``POST /accounts/{id}/what-if`` and ``/accounts/{id}/pre-trade``, and
+nothing else: Faust's own views (its tables' raw values, its router) are
 off, any other path is a 404, and every view but health, readiness and metrics asks for the
 bearer token when one is set (it must be when the worker listens beyond loopback:
 ``streams/agents/access.py``).
@@ -11,8 +12,10 @@ reasons (streams/agents/health.py).
 gauges that describe state (accounts by state, the insurance fund) from that state.
 
 ``/accounts/{id}`` answers with the account's margin as the margin-status topic would state it
-now (state, equity, IM, MM, every component, ratio, parameter version) from whichever worker owns
-the account's partition. Faust's ``@app.table_route`` cannot find that worker here: it hashes the
+now (state, equity, IM, MM, every component, ratio, parameter version), explained as `spma
+margin` prints it (engine/explain.py), from whichever worker owns the account's partition; the
+what-if and pre-trade views (streams/accounts/whatif.py) are routed the same way, the body
+forwarded with the token. Faust's ``@app.table_route`` cannot find that worker here: it hashes the
 table's *serialized* key (JSON, quotes included) with aiokafka's murmur2 partitioner, while an
 account lives on the partition its input arrived on, chosen by the producer that wrote it
 (librdkafka's default hashes the raw key with CRC32; Java clients use murmur2 on it), and the
