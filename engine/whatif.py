@@ -16,15 +16,16 @@ The JSON form of the changes (``changes_from_mapping``): ``{"fills": [{"instrume
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from engine.book import MarginBook
 from engine.errors import EngineError
 from engine.explain import Explanation, explain
 from engine.fills import EPSILON, fill_outcome
 from engine.instruments import Instrument, InstrumentError, InstrumentKind, InstrumentTable
+from engine.margin import AccountMargin
 from engine.market import MarketSnapshot, UnderlyingMarket, VolSurface
 from engine.params import RiskParams
 from engine.portfolio import Portfolio, Position
@@ -33,6 +34,7 @@ from engine.risk_arrays import MissingMarketData
 
 SCRATCH = "\x00what-if"
 """The one row of a scratch book (no account id starts with a NUL)."""
+T = TypeVar("T")
 CHANGE_FIELDS = ("equity", "equity_mm", "equity_im", "im", "mm", "es99", "risk_requirement")
 """The figures whose change (after - before) a what-if reports."""
 
@@ -261,15 +263,19 @@ def _moved(und: UnderlyingMarket, price: float, vol: float) -> UnderlyingMarket:
 # ----- margins on a scratch book -----------------------------------------------------------
 
 
-def margin_on(book: MarginBook, portfolio: Portfolio, plan: bool = True) -> Explanation:
-    """The portfolio explained on a scratch book's one row (the row is emptied first)."""
+def load_row(book: MarginBook, portfolio: Portfolio) -> None:
+    """Put the portfolio in a scratch book's one row (emptied first)."""
     book.clear_account(SCRATCH)
     try:
         book.prepare(p.instrument for p in portfolio.positions)
         book.load_portfolio(SCRATCH, portfolio.position_tuples(), portfolio.collateral)
     except (MissingMarketData, InstrumentError) as exc:
         raise WhatIfError("portfolio", str(exc)) from None
-    return explain(book, SCRATCH, portfolio.account, plan)
+
+
+def margin_only(book: MarginBook, account: str) -> AccountMargin:
+    """The scratch row's margin, named after the account (no explanation)."""
+    return replace(book.margin([SCRATCH]).account(0), account=account)
 
 
 def _change_to(book: MarginBook, now: Portfolio, after: Portfolio) -> None:
@@ -311,23 +317,46 @@ class WhatIfBook:
     def what_if(
         self, book: MarginBook, portfolio: Portfolio, changes: Changes, plan: bool = True
     ) -> WhatIfResult:
-        """The portfolio explained on the book's market now and after the changes."""
+        """The portfolio explained on the book's market now and after the changes (``plan``:
+        with the liquidation planner's reduction when short of IM)."""
+        before, after = self.compare(
+            book, portfolio, changes, lambda b, account: explain(b, SCRATCH, account, plan)
+        )
+        return WhatIfResult(before, after)
+
+    def margins(
+        self, book: MarginBook, portfolio: Portfolio, changes: Changes
+    ) -> tuple[AccountMargin, AccountMargin]:
+        """The portfolio's margin now and after the changes, without the explanation (what a
+        pre-trade check needs)."""
+        return self.compare(book, portfolio, changes, margin_only)
+
+    def compare(
+        self,
+        book: MarginBook,
+        portfolio: Portfolio,
+        changes: Changes,
+        show: Callable[[MarginBook, str], T],
+    ) -> tuple[T, T]:
+        """`show` of the scratch row holding the portfolio now, then after the changes."""
         scratch = self.scratch(book)
         settlement = book.params.settlement_currency
         check_priced(changes, scratch)
         after = apply_changes(portfolio, changes, scratch.instruments, settlement)
-        before = margin_on(scratch, portfolio, plan)
+        load_row(scratch, portfolio)
+        before = show(scratch, portfolio.account)
         if changes.moves_market:
             market = moved_market(
                 book.market, changes.moves, changes.vol_moves, scratch.instruments
             )
             scratch = _fresh(book.params, market, scratch.instruments, book.psr_overrides)
             scratch.use_shortfall(self._moved_shortfall)
-            return WhatIfResult(before, margin_on(scratch, after, plan))
+            load_row(scratch, after)
+            return before, show(scratch, after.account)
         if after == portfolio:
-            return WhatIfResult(before, before)
+            return before, before
         _change_to(scratch, portfolio, after)
-        return WhatIfResult(before, explain(scratch, SCRATCH, after.account, plan))
+        return before, show(scratch, after.account)
 
 
 def check_priced(changes: Changes, book: MarginBook) -> None:

@@ -24,6 +24,7 @@ from weakref import WeakKeyDictionary
 import orjson
 
 from engine.instruments import InstrumentError
+from engine.margin import AccountMargin
 from engine.portfolio import Portfolio, Position
 from engine.whatif import (
     Changes,
@@ -93,16 +94,31 @@ def _check_tradable(changes: Changes, market: MarketState) -> None:
             raise RequestError(400, f"at most {MAX_ITEMS} entries", key)
 
 
-def run_what_if(
-    proc: AccountProcessor, account: str, changes: Changes, plan: bool = True
-) -> WhatIfResult:
-    """The engine's what-if of an account of the partition (WhatIfError: a 400)."""
+def _what_ifs(proc: AccountProcessor, changes: Changes) -> WhatIfBook:
+    """The partition's what-if book, once the changes are checked tradable there."""
     _check_tradable(changes, proc.market)
     calc = _BOOKS.get(proc)
     if calc is None:
         calc = _BOOKS[proc] = WhatIfBook()
+    return calc
+
+
+def run_what_if(proc: AccountProcessor, account: str, changes: Changes) -> WhatIfResult:
+    """The engine's what-if of an account of the partition (WhatIfError: a 400)."""
+    calc = _what_ifs(proc, changes)
     try:
-        return calc.what_if(proc.book, portfolio_of(proc, account), changes, plan)
+        return calc.what_if(proc.book, portfolio_of(proc, account), changes)
+    except WhatIfError as exc:
+        raise RequestError(400, str(exc), exc.field) from None
+
+
+def run_margins(
+    proc: AccountProcessor, account: str, changes: Changes
+) -> tuple[AccountMargin, AccountMargin]:
+    """The account's margin now and after the changes, unexplained (WhatIfError: a 400)."""
+    calc = _what_ifs(proc, changes)
+    try:
+        return calc.margins(proc.book, portfolio_of(proc, account), changes)
     except WhatIfError as exc:
         raise RequestError(400, str(exc), exc.field) from None
 
@@ -146,8 +162,7 @@ def _positive(value: Any, field: str) -> float:
 def pre_trade_answer(proc: AccountProcessor, account: str, raw: bytes) -> dict[str, Any]:
     """The answer to ``POST /accounts/{id}/pre-trade`` (RequestError when the request is bad)."""
     order = _order(parse_body(raw))
-    result = run_what_if(proc, account, Changes(fills=(order,)), plan=False)
-    before, after = result.before.margin, result.after.margin
+    before, after = run_margins(proc, account, Changes(fills=(order,)))
     accept, reason = verdict(before.im, before.equity_im, after.im, after.equity_im)
     return {
         "account": account,

@@ -58,7 +58,7 @@ def live(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         accounts = _open(h, ex, 8)
         out.wait(
             lambda c: {s.account for s in c.decoded("margin-status")} >= set(accounts),  # type: ignore[attr-defined]
-            timeout_s=90,
+            timeout_s=180,
             what="a status for every account",
         )
         out.settle(quiet_s=4.0)
@@ -70,7 +70,7 @@ def live(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
                 for a in accounts
             )
 
-        _wait_for("both workers answering for every account", answering, 90, h)
+        _wait_for("both workers answering for every account", answering, 180, h)
         yield h, out, ex, accounts, logs
         out.close()
 
