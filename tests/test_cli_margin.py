@@ -90,6 +90,8 @@ def test_margin_table_and_preset() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert "worst loss" in out.stdout and "cme-span-16" not in out.stderr
+    for shown in ("positions", "BTC-27DEC26-110000-C", "worst scenarios", "deposit to reach IM"):
+        assert shown in out.stdout, shown
 
 
 @pytest.mark.parametrize(

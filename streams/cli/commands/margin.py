@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from engine.explain import Explanation
 from engine.margin import AccountMargin
 from engine.market import MarketDataError, market_from_mapping
 from engine.params import RiskParams
@@ -157,11 +158,54 @@ def parse_changes(
     )
 
 
+def render_explained(shown: Explanation, console: Console) -> None:
+    """The margin tables, then the positions, each underlying's worst scenarios, the part that
+    binds and what restores the account."""
+    render_table(shown.margin, console)
+    held = Table("instrument", "qty", "entry", "mark", "value", "PnL", title="positions")
+    for column in held.columns:
+        column.no_wrap = True  # names and figures are read whole
+    for p in shown.positions:
+        held.add_row(
+            p["instrument"],
+            f"{p['qty']:,.6g}",
+            _money(p["entry"]),
+            _money(p["mark"]),
+            _money(p["value"]),
+            _money(p["pnl"]),
+        )
+    console.print(held)
+    worst = Table("underlying", "move", "price", "vol", "loss", title="worst scenarios")
+    for c in shown.components:
+        for w in c["worst_scenarios"]:
+            worst.add_row(
+                c["underlying"],
+                f"{w['move']:+.1%}",
+                _money(w["price"]),
+                w["vol"],
+                _money(w["loss"]),
+            )
+    console.print(worst)
+    binding, restore = shown.binding, shown.restore
+    console.print(
+        f"binding: {binding['requirement']} ({_money(binding['risk_requirement'])}), "
+        f"largest worst loss on {binding['underlying'] or 'none'}"
+    )
+    deposit = restore["deposit_to_im"]
+    console.print(f"deposit to reach IM: {_money(deposit['amount'])} {deposit['asset']}")
+    plan = restore["liquidation"]
+    if plan is not None:
+        orders = ", ".join(
+            f"{o['side']} {abs(o['qty']):,.6g} {o['instrument']}" for o in plan["orders"]
+        )
+        console.print(f"the liquidation planner would: {orders or 'close nothing'}")
+
+
 def render_what_if(result: WhatIfResult, console: Console) -> None:
     """Before, after and the change as tables."""
     for title, shown in (("before", result.before), ("after", result.after)):
         console.print(f"[bold]{title}[/bold]")
-        render_table(shown.margin, console)
+        render_explained(shown, console)
     change = Table("figure", "before", "after", "change", title="change")
     for key, delta in result.change().items():
         b, a = getattr(result.before.margin, key), getattr(result.after.margin, key)
@@ -217,10 +261,11 @@ def register(app: typer.Typer) -> None:
                 else f"portfolio {portfolio} against market {market}: {exc}"
             )
         if output is OutputFormat.TABLE:
+            console = Console(width=max(Console().width, TABLE_WIDTH))
             if changes == Changes():
-                render_table(result.before.margin, Console())
+                render_explained(result.before, console)
             else:
-                render_what_if(result, Console())
+                render_what_if(result, console)
             return
         if changes == Changes():
             shown = {**result.before.margin.to_dict(), **result.before.to_dict()}
@@ -229,6 +274,8 @@ def register(app: typer.Typer) -> None:
         typer.echo(orjson.dumps(shown, option=orjson.OPT_INDENT_2).decode())
 
 
+TABLE_WIDTH = 100
+"""Columns the tables take at least (a pipe's 80 would cut figures of the positions)."""
 WHAT_IF_OPTIONS = {
     "fills": "--trade",
     "transfers": "--transfer",
