@@ -18,6 +18,7 @@ BENCHMARKS = (
     "bench.bench_memory",
     "bench.bench_solvency",
     "bench.bench_backtest",
+    "bench.bench_whatif",
 )
 
 
