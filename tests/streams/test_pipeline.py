@@ -8,6 +8,7 @@ a BTC drop takes an account to MARGIN_CALL and a deposit brings it back; ids are
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -62,11 +63,19 @@ def test_scripted_session_matches_the_offline_engine(
         ex = Exchange(datetime.now(tz=UTC).replace(microsecond=0) - timedelta(minutes=5))
         ex.list_instruments()
         ex.publish_market()
+        # The listings and the first prices reach every partition before anyone trades, as on
+        # an exchange. Sent with the rest, an account's deposit of a coin could meet another
+        # coin's price of a minute later (its own 60 s of moves, on another partition, read first
+        # by the other worker) before its coin's first price: held past inputs.hold_s on the
+        # partition's mark clock, it went to the dlq, as the holding rule says it must.
+        h.send(ex.inputs)
+        out.wait(_everywhere(h, ex.inputs), 120, "the listings and first marks on every partition")
+        first = len(ex.inputs)
         kinds = ex.open_accounts(24)
         for btc, depth, vol in ((0.97, 0.6, 1.2), (0.93, 0.3, 1.5), (0.95, 0.2, 1.4)):
             ex.tick(20_000)
             ex.move({"BTC": btc, "ETH": btc + 0.01, "SOL": btc - 0.01}, depth, vol)
-        h.send(ex.inputs)
+        h.send(ex.inputs[first:])
         out.settle(quiet_s=6.0)
         final_ts = ex.tick()
         final = [deposit(a, 1.0, final_ts, f"final-{a}") for a in kinds]
@@ -80,7 +89,7 @@ def test_scripted_session_matches_the_offline_engine(
             }  # type: ignore[attr-defined]
 
         out.wait(lambda c: len(last_statuses(c)) == len(kinds), 120, "every final status")
-        assert not out.records["dlq"]
+        assert not out.records["dlq"], [d.detail for d in out.decoded("dlq")]  # type: ignore[attr-defined]
         market = MarketState()
         for msg in sorted(
             (m for m in out.records["market-broadcast"] if m.partition == 0), key=lambda m: m.offset
@@ -111,6 +120,32 @@ def test_scripted_session_matches_the_offline_engine(
         if workers == 1:
             _replay_gives_the_same_ids(h, out)
         out.close()
+
+
+def _everywhere(h: Harness, inputs: list[tuple[str, str, r.Record]]) -> Callable[[Collector], bool]:
+    """A wait's condition: every partition's market broadcast carries the inputs' listings and
+    a mark of each listed underlying (so an account input that needs them and comes later meets
+    them first, or is held and released by them before any later price)."""
+    wanted = {
+        (kind, name)
+        for _, _, rec in inputs
+        if isinstance(rec, r.InstrumentRecord)
+        for kind, name in (
+            (r.MarketUpdateKind.INSTRUMENT, rec.name),
+            (r.MarketUpdateKind.MARK, rec.underlying),
+        )
+    }
+
+    def everywhere(c: Collector) -> bool:
+        seen: dict[int, set[tuple[r.MarketUpdateKind, str | None]]] = {}
+        for m in c.records["market-broadcast"]:
+            update = h.codec.decode("market-broadcast", m.value)
+            assert isinstance(update, r.MarketUpdate)
+            name = update.instrument.name if update.instrument else update.underlying
+            seen.setdefault(m.partition, set()).add((update.kind, name))
+        return all(wanted <= seen.get(p, set()) for p in range(h.settings.partitions))
+
+    return everywhere
 
 
 def _replay_gives_the_same_ids(h: Harness, out: Collector) -> None:
