@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from engine.fills import EPSILON, fill_outcome
+from engine.fills import EPSILON, FillOutcome, fill_outcome
 from engine.instruments import Instrument, InstrumentKind
 
 RECENT_IDS = 1024  # fill/transfer ids remembered per account (duplicates with another offset)
@@ -29,17 +29,6 @@ class PositionRecord:
     qty: float
     entry: float
     realised: float = 0.0
-
-
-@dataclass(frozen=True)
-class FillEffect:
-    """What a fill did: the position after it and the cash it moved."""
-
-    instrument: str
-    qty_after: float
-    entry_after: float
-    realised_usd: float
-    cash: dict[str, float]
 
 
 @dataclass
@@ -179,8 +168,9 @@ def apply_fill(
     price: float,
     fee: float,
     settlement: str = "USD",
-) -> FillEffect:
-    """Apply one fill to the record and return its effect (cash moved, realised PnL)."""
+) -> FillOutcome:
+    """Apply one fill to the record and return its outcome (engine/fills.py: the position
+    after it, the cash moved, the PnL realised)."""
     pos = record.positions.get(inst.name)
     old_qty, old_entry = (pos.qty, pos.entry) if pos else (0.0, price)
     out = fill_outcome(inst, old_qty, old_entry, signed_qty, price, fee, settlement)
@@ -189,14 +179,7 @@ def apply_fill(
     for asset, amount in out.cash.items():
         if amount:
             record.add_collateral(asset, amount)
-    final = record.positions.get(inst.name)
-    return FillEffect(
-        inst.name,
-        final.qty if final else 0.0,
-        final.entry if final else 0.0,
-        out.realised_usd,
-        out.cash,
-    )
+    return out
 
 
 def _store_position(
