@@ -168,7 +168,7 @@ def install_switch(app: faust.App, switch: GenerationSwitch) -> None:
 
 def install_lifecycle(app: faust.App, worker: Worker) -> None:
     """The rebalance hooks (state forgotten, readiness and rebalance metrics) and the worker's
-    start, assignment and stop lines."""
+    start, assignment and stop lines, and the event loop's watchdog from start to stop."""
 
     # mode's SignalHandlerT does not admit a coroutine function's type (it calls and awaits it)
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
@@ -189,11 +189,13 @@ def install_lifecycle(app: faust.App, worker: Worker) -> None:
 
     @app.task  # type: ignore[untyped-decorator]  # Faust's task decorator is untyped
     async def started() -> None:
+        worker.watchdog.start()  # on the running loop
         log.info("started %s", start_line(worker.settings, app))
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]  # as above
     async def stopping(sender: Any, **_: Any) -> None:
         log.info("stopping (group %s)", worker.settings.app_id)
+        worker.watchdog.stop()
 
 
 def start_line(settings: Settings, app: faust.App) -> str:

@@ -27,6 +27,7 @@ from streams.agents.private import consumer_ends
 from streams.agents.progress import Progress
 from streams.agents.sender import Sender
 from streams.agents.skipped import SkippedInputs
+from streams.agents.watchdog import LoopWatchdog, format_task_stacks
 from streams.codec import AvroCodec
 from streams.market.state import MarketState
 from streams.topics.catalog import ACCOUNT_INPUTS, CATALOG, FUND_INPUTS, MARKET_INPUTS, Topic
@@ -60,7 +61,12 @@ class Worker:
         self.guard = Guard(settings, codec, self.topics[Topic.DLQ], self.metrics)
         self.guard.on_internal_error = self.on_internal_error
         self.partitions = Partitions(settings, self.table)
-        self.progress = Progress(self.partitions.cursor, self.metrics, settings.stall_after_s)
+        self.progress = Progress(
+            self.partitions.cursor, self.metrics, settings.stall_after_s, format_task_stacks
+        )
+        self.watchdog = LoopWatchdog(
+            settings.loop_blocked_after_s, self.metrics.loop_blocked.observe
+        )
         self.fund = FundAgent(settings, codec, self.market, self.fund_table, self.sender)
         self.markets = MarketAgent(
             settings,
