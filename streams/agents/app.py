@@ -16,6 +16,7 @@ from typing import Any
 import faust
 
 from infra.settings import Settings
+from streams.agents import console
 from streams.agents.health import PROBE_EVERY_S
 from streams.agents.metrics import package_version
 from streams.agents.private import check_versions, size_producer_buffer
@@ -74,7 +75,8 @@ def create_app(settings: Settings) -> tuple[faust.App, Worker]:
     check_versions()
     app = new_app(settings)
     worker = Worker(settings, app, codec_from_settings(settings))
-    install_views(app, worker)
+    install_views(app, worker, console.VIEWS, console.OPEN)
+    console.install_console(app, worker)
 
     @app.agent(inputs(app, settings, MARKET_INPUTS), name="spma.market")
     async def market_agent(stream: Any) -> None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import socket
 import zlib
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -45,7 +46,7 @@ from streams.accounts.portfolio import PortfolioRecord
 from streams.accounts.processor import AccountProcessor
 from streams.accounts.status import status_record
 from streams.accounts.subaccounts import decorate, standalone_requirements
-from streams.agents.access import install_access
+from streams.agents.access import OPEN_PATHS, install_access
 from streams.agents.metrics import count_states
 from streams.agents.worker import Worker
 from streams.fund.owner import FUND_KEY, FundOwner
@@ -162,12 +163,20 @@ def peers(worker: Worker, account: str) -> list[str]:
 async def _ask(worker: Worker, url: str, account: str) -> tuple[int, bytes] | None:
     """Ask one worker for an account from its own state; None when it cannot be reached."""
     path = "/accounts/" + quote(account, safe="")  # an id is one path segment, never a path
+    return await ask_local(worker, url, path)
+
+
+async def ask_local(
+    worker: Worker, url: str, path: str, timeout_s: float = FORWARD_TIMEOUT_S
+) -> tuple[int, bytes] | None:
+    """GET a path (already escaped) of another worker with ``?local=1``, so that it answers from
+    its own state only, and the token; its status and body, None when it cannot be reached."""
     target = URL(url).with_path(path, encoded=True).with_query(local="1")
     token = worker.settings.web_token
     headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
     try:
         async with worker.app.http_client.get(
-            target, headers=headers, timeout=aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S)
+            target, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout_s)
         ) as resp:
             return resp.status, await resp.read()
     except (TimeoutError, aiohttp.ClientError):
@@ -208,10 +217,17 @@ def set_gauges(worker: Worker) -> None:
     worker.health.readiness(worker.app)
 
 
-def install_views(app: faust.App, worker: Worker) -> None:
+def install_views(
+    app: faust.App,
+    worker: Worker,
+    more_views: Collection[str] = (),
+    more_open: Collection[str] = (),
+) -> None:
     """Add ``/health``, ``/ready``, ``/metrics`` and ``/accounts/{account}`` to the worker's web
-    server, and the access rules (streams/agents/access.py) in front of every view."""
-    install_access(app, worker.settings, VIEWS)
+    server, and the access rules (streams/agents/access.py) in front of every view: these and
+    ``more_views`` (installed by their own modules, e.g. the risk console), of which
+    ``more_open`` need no token."""
+    install_access(app, worker.settings, (*VIEWS, *more_views), OPEN_PATHS | set(more_open))
 
     @app.page("/health", name="spma-health")
     async def health(view: View, request: Request) -> Response:
