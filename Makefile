@@ -5,6 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.spma-installed
 PYTEST_ARGS ?=
+# Test files run on this many processes (pytest-xdist), a file's tests on one of them, all
+# against the one broker the session starts: most of a broker test's time is waiting.
+TEST_PROCESSES ?= 2
+XDIST := -n $(TEST_PROCESSES) --dist loadfile
 
 .PHONY: all demo test test-tansu lint bench install format constraints clean
 
@@ -29,11 +33,11 @@ demo: $(STAMP)
 # are at hand), then the Tansu lane: the tests marked tansu_lane again on the embedded broker.
 # (pytest's exit 5, no test selected, is not a failure of the lane when PYTEST_ARGS narrows it.)
 test: $(STAMP)
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q $(XDIST) $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory test-tansu
 
 test-tansu: $(STAMP)
-	SPMA_TEST_BROKER=tansu $(BIN)/python -m pytest -q -m tansu_lane $(PYTEST_ARGS); \
+	SPMA_TEST_BROKER=tansu $(BIN)/python -m pytest -q $(XDIST) -m tansu_lane $(PYTEST_ARGS); \
 	  status=$$?; [ $$status -eq 0 ] || [ $$status -eq 5 ]
 
 lint: $(STAMP)

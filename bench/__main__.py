@@ -13,10 +13,12 @@ from bench.report import REPORTS
 BENCHMARKS = (
     "bench.bench_engine",
     "bench.bench_black76",
+    "bench.bench_codec",
     "bench.bench_pipeline",
     "bench.bench_memory",
     "bench.bench_solvency",
     "bench.bench_backtest",
+    "bench.bench_whatif",
 )
 
 

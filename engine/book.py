@@ -73,6 +73,39 @@ class MarginBook:
         for name in sorted(market.underlyings):
             self._add_underlying(name)
 
+    def scratch(self, shortfall: ShortfallCache | None = None) -> MarginBook:
+        """An empty book for what-ifs on the same market, parameters, PSRs and valued
+        instruments (shared read-only), with its own instrument table, rows and vectors: nothing
+        done to it reaches this book. ``shortfall`` keeps the joint draws across scratches."""
+        copy = MarginBook.__new__(MarginBook)
+        copy.params, copy.market = self.params, self.market
+        copy.instruments = InstrumentTable(
+            list(self.instruments.instruments), dict(self.instruments.index)
+        )
+        copy.psr_overrides = dict(self.psr_overrides)
+        copy.accounts, copy.account_index, copy.holdings = [], {}, []
+        copy.assets, copy.asset_index = [], {}
+        copy.capacity = 1
+        copy.cost = np.zeros(1)
+        copy.collateral = np.zeros((1, 0))
+        copy.underlyings = {n: b.layout_copy(1) for n, b in self.underlyings.items()}
+        copy._shortfall = shortfall if shortfall is not None else ShortfallCache()
+        return copy
+
+    def use_shortfall(self, cache: ShortfallCache) -> None:
+        """Share a cache of joint draws (kept across books of the same parameters)."""
+        self._shortfall = cache
+
+    def clear_account(self, account: str) -> None:
+        """Empty an account exactly: no position, no balance, cost and vectors zero (no float
+        residue of the changes that emptied it)."""
+        row = self.account_row(account)
+        self.holdings[row] = AccountPositions()
+        self.cost[row] = 0.0
+        self.collateral[row] = 0.0
+        for book in self.underlyings.values():
+            book.reset_row(row, 0.0)
+
     # ----- accounts and assets -------------------------------------------------------------
 
     def __len__(self) -> int:
@@ -108,14 +141,14 @@ class MarginBook:
         col = self.asset_index.get(asset)
         if col is not None:
             return col
-        self._price_of(asset)
+        self.price_of(asset)
         col = len(self.assets)
         self.assets.append(asset)
         self.asset_index[asset] = col
         self.collateral = np.hstack([self.collateral, np.zeros((self.capacity, 1))])
         return col
 
-    def _price_of(self, asset: str) -> float:
+    def price_of(self, asset: str) -> float:
         """USD price of an asset (the settlement currency is worth 1 unless priced)."""
         if asset == self.params.settlement_currency and asset not in self.market.assets:
             return 1.0
@@ -126,7 +159,7 @@ class MarginBook:
 
     def asset_prices(self) -> FloatArray:
         """USD price of every collateral asset, in column order."""
-        return np.array([self._price_of(a) for a in self.assets], dtype=np.float64)
+        return np.array([self.price_of(a) for a in self.assets], dtype=np.float64)
 
     def collateral_value(self, rows: np.ndarray) -> FloatArray:
         """USD value of each row's collateral balances (borrowing counts negative)."""
@@ -169,8 +202,8 @@ class MarginBook:
         local = book.ensure_instrument(gid, self.instruments, self.market)
         held = self.holdings[row]
         old_qty, old_entry = held.positions.get(gid, (0.0, entry))
-        d_exposure = _exposure(inst, qty, entry) - _exposure(inst, old_qty, old_entry)
-        self.cost[row] += _cost(inst, qty, entry) - _cost(inst, old_qty, old_entry)
+        d_exposure = exposure_units(inst, qty, entry) - exposure_units(inst, old_qty, old_entry)
+        self.cost[row] += cost_basis(inst, qty, entry) - cost_basis(inst, old_qty, old_entry)
         if qty == 0.0:
             held.positions.pop(gid, None)
         else:
@@ -245,6 +278,18 @@ class MarginBook:
             self.set_collateral(account, asset, balance)
         for name, qty, entry in positions:
             self.set_position(account, name, qty, entry)
+
+    def prepare(self, instruments: Iterable[str]) -> None:
+        """Value instruments about to be held (a portfolio about to be loaded) in one pass per
+        underlying, not one pass per new instrument."""
+        by_underlying: dict[str, list[int]] = {}
+        for name in instruments:
+            gid = self.instruments.resolve(name)
+            inst = self.instruments.instruments[gid]
+            if inst.kind is not InstrumentKind.SPOT:
+                by_underlying.setdefault(inst.underlying, []).append(gid)
+        for name, gids in by_underlying.items():
+            self.underlying_book(name).ensure_instruments(gids, self.instruments, self.market)
 
     def has_positions(self, rows: np.ndarray) -> np.ndarray:
         """True per row while any derivative position is open."""
@@ -339,14 +384,14 @@ class MarginBook:
         )
 
 
-def _exposure(inst: Instrument, qty: float, entry: float) -> float:
+def exposure_units(inst: Instrument, qty: float, entry: float) -> float:
     """Exposure units: contracts, or coins (qty / entry) for inverse contracts."""
     if qty == 0.0:
         return 0.0
     return qty / entry if inst.inverse else qty
 
 
-def _cost(inst: Instrument, qty: float, entry: float) -> float:
+def cost_basis(inst: Instrument, qty: float, entry: float) -> float:
     """Cost basis: qty x size x entry (linear), qty (inverse USD notional), 0 (options)."""
     if qty == 0.0 or inst.kind is InstrumentKind.OPTION:
         return 0.0

@@ -51,6 +51,24 @@ class UnderlyingBook:
 
     # ----- shape --------------------------------------------------------------------------
 
+    def layout_copy(self, capacity: int) -> UnderlyingBook:
+        """An empty book of `capacity` rows on the same grid, instruments and valuation (shared
+        read-only: a revaluation replaces them, never writes into them), its own lists and
+        vectors, so that nothing done to the copy reaches this book."""
+        copy = UnderlyingBook.__new__(UnderlyingBook)
+        copy.__dict__.update(self.__dict__)
+        copy.gids, copy.local = list(self.gids), dict(self.local)
+        copy._basis_ids, copy._option_ids = dict(self._basis_ids), dict(self._option_ids)
+        copy.capacity = capacity
+        copy.matrix = sp.csr_matrix((capacity, len(self.gids)))
+        copy._pending, copy._pending_one = [], []
+        copy.pnl = np.zeros((capacity, self.grid.size))
+        copy.value = np.zeros(capacity)
+        copy.delta = np.zeros(capacity)
+        copy.basis = np.zeros((capacity, self.basis.shape[1]))
+        copy.short_units = np.zeros(capacity)
+        return copy
+
     def grow(self, capacity: int) -> None:
         """Room for more accounts."""
         extra = capacity - self.capacity
@@ -66,17 +84,26 @@ class UnderlyingBook:
         local = self.local.get(gid)
         if local is not None:
             return local
-        inst = table.instruments[gid]
-        local = len(self.gids)
-        self.gids.append(gid)
-        self.local[gid] = local
+        self.ensure_instruments([gid], table, market)
+        return self.local[gid]
+
+    def ensure_instruments(
+        self, gids: list[int], table: InstrumentTable, market: MarketSnapshot
+    ) -> None:
+        """Add the instruments not held yet, then revalue the arrays once."""
+        new = [g for g in dict.fromkeys(gids) if g not in self.local]
+        if not new:
+            return
+        for gid in new:
+            inst = table.instruments[gid]
+            self.local[gid] = len(self.gids)
+            self.gids.append(gid)
+            self.basis_bucket = np.append(self.basis_bucket, self._basis_id(inst.kind, inst.expiry))
+            self.option_bucket = np.append(
+                self.option_bucket, self._option_id(inst.kind, inst.expiry, inst.strike)
+            )
         self.arrays = InstrumentArrays.of([table.instruments[g] for g in self.gids])
-        self.basis_bucket = np.append(self.basis_bucket, self._basis_id(inst.kind, inst.expiry))
-        self.option_bucket = np.append(
-            self.option_bucket, self._option_id(inst.kind, inst.expiry, inst.strike)
-        )
         self.revalue_instruments(table, market)
-        return local
 
     def _basis_id(self, kind: InstrumentKind, expiry: float | None) -> int:
         """Basis bucket of a linear contract (-1 for options)."""

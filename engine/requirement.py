@@ -115,13 +115,23 @@ class ShortfallCache:
         model = self.model(underlyings, params)
         same = (
             len(grids) == len(self._grids)
-            and all(a is b for a, b in zip(grids, self._grids, strict=True))
+            and all(same_grid(a, b) for a, b in zip(grids, self._grids, strict=True))
             and tuple(sigmas) == self._sigmas
         )
         if not same:
             self._weights, self._points = None, None
             self._grids, self._sigmas = tuple(grids), tuple(sigmas)
         return model
+
+
+def same_grid(a: ScenarioGrid, b: ScenarioGrid) -> bool:
+    """The same object (the usual case), else the same scan range, moves and ES grid (another
+    book's grid of the same parameters: its interpolation points are the same)."""
+    return a is b or (
+        a.psr == b.psr
+        and np.array_equal(a.moves, b.moves)
+        and np.array_equal(a.es_index, b.es_index)
+    )
 
 
 _SHORTFALL = ShortfallCache()

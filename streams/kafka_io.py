@@ -157,14 +157,20 @@ def read_range(
     settings: Settings, topic: str, partition: int, start: int, end: int, timeout_s: float = 60.0
 ) -> list[Received]:
     """The records of a partition (a full topic name) from offset ``start`` up to ``end``
-    excluded, where a record at ``end`` or beyond is known to exist: reading stops on it, so
-    offsets the broker does not hold (deleted, transaction markers) are simply absent. By
-    assignment, no consumer group join; KafkaException if the end is not reached in time."""
+    excluded, ``end`` at most the partition's end offset: reading stops on a record at ``end``
+    or beyond, or when the consumer's position reaches ``end`` (the last offsets may be
+    transaction markers), so offsets the broker does not hold (deleted, markers) are simply
+    absent. By assignment, no consumer group join; KafkaException if the end is not reached in
+    time."""
     consumer = make_consumer(settings, f"spma-range-{uuid.uuid4().hex[:8]}")
-    consumer.assign([TopicPartition(topic, partition, start)])
+    tp = TopicPartition(topic, partition, start)
     found: list[Received] = []
     deadline = time.monotonic() + timeout_s
     try:
+        low, high = consumer.get_watermark_offsets(tp, timeout=timeout_s)
+        if max(start, low) >= min(end, high):  # nothing held there (start may be a logical one)
+            return found
+        consumer.assign([tp])
         while time.monotonic() < deadline:
             for m in consumer.consume(500, timeout=0.5):
                 if m.error() is not None:
@@ -173,6 +179,8 @@ def read_range(
                 if offset >= end:
                     return found
                 found.append(Received(topic, partition, offset, m.key(), m.value()))
+            if consumer.position([tp])[0].offset >= end:
+                return found
     finally:
         consumer.close()
     raise KafkaException(f"{topic}:{partition}: offsets {start} to {end} not read in {timeout_s} s")

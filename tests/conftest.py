@@ -11,6 +11,7 @@ pytest header names the broker and its version.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -21,6 +22,9 @@ import pytest
 from infra.broker import EmbeddedBroker, tansu_version, wait_for_metadata
 from infra.kafka_broker import KafkaCluster, kafka_version, missing_tools
 
+SHARED = "PYTEST_SPMA_SHARED_BROKER"
+"""Set by an xdist controller for its workers: the kind and version of the broker it started
+(its address in SPMA_KAFKA_BOOTSTRAP), so that the session still has one broker."""
 TESTCONTAINERS_KAFKA = "confluentinc/cp-kafka:8.1.0"
 """testcontainers' KafkaContainer drives Confluent's image: 8.1 is Apache Kafka 4.1, as pinned in
 infra/kafka/pom.xml."""
@@ -58,7 +62,12 @@ def _docker_engine_answers() -> bool:
 
 
 def choose_broker() -> BrokerChoice:
-    """The session's broker, in the order of the module docstring."""
+    """The session's broker, in the order of the module docstring (an xdist worker takes the
+    one its controller started: ``SHARED``)."""
+    shared = os.environ.get(SHARED)
+    if shared:
+        kind, _, version = shared.partition("|")
+        return BrokerChoice(kind, version)
     given = os.environ.get("SPMA_KAFKA_BOOTSTRAP")
     if given:
         return BrokerChoice("external", f"at {given}")
@@ -93,25 +102,63 @@ def broker_choice() -> BrokerChoice:
     return _CHOICE
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under xdist (``-n``), the controller starts the session's broker before its workers, and
+    they all use it; it is stopped when the session ends."""
+    if getattr(config, "workerinput", None) is not None or not _xdist_workers(config):
+        return
+    if _CHOICE.kind == "external" or os.environ.get(SHARED):
+        return
+    broker = _start_broker()
+    bootstrap = broker.__enter__()
+    config.add_cleanup(lambda: broker.__exit__(None, None, None))
+    os.environ["SPMA_KAFKA_BOOTSTRAP"] = bootstrap
+    os.environ[SHARED] = f"{_CHOICE.kind}|{_CHOICE.version}"
+
+
+def _xdist_workers(config: pytest.Config) -> bool:
+    """Whether the session runs xdist workers."""
+    return bool(getattr(config.option, "numprocesses", None)) and not getattr(
+        config.option, "collectonly", False
+    )
+
+
+def _start_broker() -> contextlib.AbstractContextManager[str]:
+    """The session's broker as a context manager giving its address."""
+    kind = _CHOICE.kind
+    if kind == "docker":
+        return _docker_kafka()
+    if kind == "kafka":
+        return _bootstrap_of(KafkaCluster(heap_mb=768))
+    return _bootstrap_of(EmbeddedBroker())
+
+
+@contextlib.contextmanager
+def _bootstrap_of(broker: KafkaCluster | EmbeddedBroker) -> Iterator[str]:
+    """A started broker's address."""
+    with broker as running:
+        yield running.bootstrap
+
+
+@contextlib.contextmanager
+def _docker_kafka() -> Iterator[str]:
+    """testcontainers' Apache Kafka's address."""
+    from testcontainers.kafka import KafkaContainer
+
+    with KafkaContainer(TESTCONTAINERS_KAFKA).with_kraft() as container:
+        yield container.get_bootstrap_server()
+
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
     """host:port of a running broker, shared by the whole session."""
-    kind = _CHOICE.kind
-    if kind == "external":
+    if _CHOICE.kind == "external" or os.environ.get(SHARED):
         given = os.environ["SPMA_KAFKA_BOOTSTRAP"]
         wait_for_metadata(given, timeout_s=30.0)
         yield given
-    elif kind == "docker":
-        from testcontainers.kafka import KafkaContainer
-
-        with KafkaContainer(TESTCONTAINERS_KAFKA).with_kraft() as container:
-            yield container.get_bootstrap_server()
-    elif kind == "kafka":
-        with KafkaCluster(heap_mb=768) as cluster:
-            yield cluster.bootstrap
     else:
-        with EmbeddedBroker() as broker:
-            yield broker.bootstrap
+        with _start_broker() as bootstrap:
+            yield bootstrap
 
 
 @pytest.fixture(scope="session")

@@ -198,7 +198,10 @@ def test_session_broker_is_the_one_the_header_names(kafka_bootstrap: str, broker
     """On a machine with Java 17 and Maven (and no Docker engine, no external broker), the
     suite runs on Apache Kafka unless the Tansu lane asked for Tansu."""
     forced = os.environ.get("SPMA_TEST_BROKER")
-    if os.environ.get("SPMA_KAFKA_BOOTSTRAP"):
+    shared = os.environ.get("PYTEST_SPMA_SHARED_BROKER")  # an xdist controller's broker
+    if shared:
+        assert broker_kind == shared.partition("|")[0]
+    elif os.environ.get("SPMA_KAFKA_BOOTSTRAP"):
         assert broker_kind == "external"
     elif forced:
         assert broker_kind == forced

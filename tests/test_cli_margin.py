@@ -10,7 +10,11 @@ from typing import Any
 
 import pytest
 
+from engine.market import market_from_mapping
 from engine.offline import margin_from_mappings
+from engine.params import RiskParams
+from engine.portfolio import portfolio_from_mapping
+from engine.whatif import Changes, TradeFill, what_if
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -41,7 +45,14 @@ def test_margin_prints_the_engine_result_as_json() -> None:
         json.loads((EXAMPLES / "portfolio.json").read_text()),
         json.loads((EXAMPLES / "market.json").read_text()),
     )
-    assert result == expected.to_dict()
+    explained = what_if(
+        portfolio_from_mapping(json.loads((EXAMPLES / "portfolio.json").read_text())),
+        market_from_mapping(json.loads((EXAMPLES / "market.json").read_text())),
+        RiskParams(),
+        Changes(),
+    ).before.to_dict()
+    assert result == {**expected.to_dict(), **explained}  # the margin, then its explanation
+    assert {"positions", "collateral", "components", "binding", "restore"} <= set(result)
     for key in (
         "account",
         "state",
@@ -79,6 +90,8 @@ def test_margin_table_and_preset() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert "worst loss" in out.stdout and "cme-span-16" not in out.stderr
+    for shown in ("positions", "BTC-27DEC26-110000-C", "worst scenarios", "deposit to reach IM"):
+        assert shown in out.stdout, shown
 
 
 @pytest.mark.parametrize(
@@ -143,3 +156,53 @@ def test_unreadable_files_exit_2(tmp_path: Path) -> None:
         str(params),
     )
     assert out.returncode == 2 and "psr_default" in out.stderr
+
+
+def test_margin_trade_and_move_print_before_after_and_the_change() -> None:
+    files = (
+        "--portfolio",
+        str(EXAMPLES / "portfolio.json"),
+        "--market",
+        str(EXAMPLES / "market.json"),
+    )
+    out = spma("margin", *files, "--trade", "BTC-PERPETUAL:-0.5@95000", "--move", "BTC:-10%")
+    assert out.returncode == 0, out.stderr
+    shown = json.loads(out.stdout)
+    expected = what_if(
+        portfolio_from_mapping(json.loads((EXAMPLES / "portfolio.json").read_text())),
+        market_from_mapping(json.loads((EXAMPLES / "market.json").read_text())),
+        RiskParams(),
+        Changes((TradeFill("BTC-PERPETUAL", -0.5, 95_000.0),), moves={"BTC": -0.1}),
+    )
+    assert shown == {"account": expected.before.margin.account, **expected.to_dict()}
+    assert shown["change"]["im"] == shown["after"]["im"] - shown["before"]["im"]
+    table = spma("margin", *files, "--trade", "BTC-PERPETUAL:1@1e5", "--format", "table")
+    assert table.returncode == 0, table.stderr
+    assert "before" in table.stdout and "after" in table.stdout and "change" in table.stdout
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--trade", "BTC-PERPETUAL-1@100", "--trade 'BTC-PERPETUAL-1@100': must be"),
+        ("--trade", "BTC-PERPETUAL:1@x", "'x' is not a number"),
+        ("--trade", "BTC-PERPETUAL:nan@100", "must be finite"),
+        ("--trade", "BTC-PERPETUAL:1@-5", "--trade: fills[0].price: must be positive"),
+        ("--trade", "NOPE:1@5", "--trade: fills[0].instrument"),
+        ("--move", "BTC", "--move 'BTC': must be NAME:VALUE"),
+        ("--move", "BTC:-100%", "--move: moves.BTC: must be above -1"),
+        ("--move", "DOGE:5%", "--move: moves.DOGE: no such underlying"),
+        ("--transfer", "XYZ:5", "--transfer: transfers[0].asset"),
+    ],
+)
+def test_bad_what_if_values_exit_2_naming_the_option(option: str, value: str, message: str) -> None:
+    files = (
+        "--portfolio",
+        str(EXAMPLES / "portfolio.json"),
+        "--market",
+        str(EXAMPLES / "market.json"),
+    )
+    out = spma("margin", *files, option, value)
+    assert out.returncode == 2, out.stdout
+    assert message in out.stderr and out.stderr.count("\n") == 1, out.stderr
+    assert "Traceback" not in out.stderr

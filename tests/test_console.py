@@ -4,7 +4,8 @@ on two live workers holding the demo's exchange after a crash, with a token set.
 The page is served by one worker and must show the whole deployment: its state counts are checked
 against the margin-status topic (each account's last state) and against the sum of both workers'
 ``spma_accounts`` gauges, the fund's balance against the insurance-fund topic. Clicking an account
-shows its view; the what-if form answers, or says why not (a 4xx: no what-if on this build).
+shows its view; the what-if form (POST /accounts/{id}/what-if) answers with the change, the
+account after and before.
 Screenshots go to reports/console/.
 """
 
@@ -161,7 +162,7 @@ def test_the_console_shows_the_deployment_an_account_and_a_what_if(deployment: A
         assert page.locator("#account-view [data-field=mm]").count() == 1
         page.locator("#account-panel").screenshot(path=str(SHOTS / "account.png"))
 
-        # a what-if: an answer with the change, or the worker's 4xx said plainly
+        # a what-if (POST /accounts/{id}/what-if, routed to the owner): the change, after, before
         page.fill("#fills .fill [name=instrument]", "BTC-PERPETUAL")
         page.fill("#fills .fill [name=qty]", "-0.1")
         page.fill("#fills .fill [name=price]", "70000")
@@ -169,9 +170,8 @@ def test_the_console_shows_the_deployment_an_account_and_a_what_if(deployment: A
         page.fill("[name=move-pct]", "-10")
         page.click("#whatif-submit")
         page.wait_for_selector("#whatif-error:not([hidden]), #whatif-result h3")
-        if page.locator("#whatif-result h3").count():
-            assert page.locator("#whatif-result [data-field=im]").count() >= 1
-        else:
-            assert re.match(r"What-if answered 4\d\d", page.locator("#whatif-error").inner_text())
+        assert page.locator("#whatif-error").is_hidden(), page.locator("#whatif-error").inner_text()
+        assert page.locator("#whatif-result h3").all_inner_texts() == ["change", "after", "before"]
+        assert page.locator("#whatif-result [data-field=im]").count() >= 3
         page.locator("#account-panel").screenshot(path=str(SHOTS / "what-if.png"))
         browser.close()

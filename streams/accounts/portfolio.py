@@ -10,18 +10,16 @@ settlement currency.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
+from engine.fills import EPSILON, fill_outcome
 from engine.instruments import Instrument, InstrumentKind
 
 RECENT_IDS = 1024  # fill/transfer ids remembered per account (duplicates with another offset)
-EPSILON = 1e-12  # a quantity below this is a closed position
-DUST = 1e-9  # a fill leaving less than this fraction of the sizes involved closes the position
 
 
 @dataclass
@@ -174,24 +172,6 @@ class PortfolioRecord:
         return cls.from_dict(orjson.loads(raw))
 
 
-def _average_entry(
-    old_qty: float, old_entry: float, dq: float, price: float, inverse: bool
-) -> float:
-    """Entry after growing a position: arithmetic mean, harmonic for inverse (coin-exact PnL)."""
-    total = abs(old_qty) + abs(dq)
-    if inverse:
-        return total / (abs(old_qty) / old_entry + abs(dq) / price)
-    return (abs(old_qty) * old_entry + abs(dq) * price) / total
-
-
-def _closed_pnl(inst: Instrument, closed: float, entry: float, price: float) -> float:
-    """PnL in USD of closing `closed` (signed like the old position) at price."""
-    if inst.inverse:
-        coins = closed * (1.0 / entry - 1.0 / price)
-        return coins * price
-    return closed * (price - entry) * inst.contract_size
-
-
 def apply_fill(
     record: PortfolioRecord,
     inst: Instrument,
@@ -201,37 +181,21 @@ def apply_fill(
     settlement: str = "USD",
 ) -> FillEffect:
     """Apply one fill to the record and return its effect (cash moved, realised PnL)."""
-    if inst.kind is InstrumentKind.SPOT:
-        return _apply_spot(record, inst, signed_qty, price, fee, settlement)
-    cash: dict[str, float] = {}
     pos = record.positions.get(inst.name)
     old_qty, old_entry = (pos.qty, pos.entry) if pos else (0.0, price)
-    realised = 0.0
-    if old_qty == 0.0 or math.copysign(1.0, old_qty) == math.copysign(1.0, signed_qty):
-        new_qty = old_qty + signed_qty
-        new_entry = _average_entry(old_qty, old_entry, signed_qty, price, inst.inverse)
-    else:
-        closed = math.copysign(min(abs(signed_qty), abs(old_qty)), old_qty)
-        realised = _closed_pnl(inst, closed, old_entry, price)
-        new_qty = old_qty + signed_qty
-        new_entry = (
-            old_entry if math.copysign(1.0, new_qty) == math.copysign(1.0, old_qty) else price
-        )
-    if inst.kind is InstrumentKind.OPTION:
-        cash[settlement] = -signed_qty * price * inst.contract_size
-    elif inst.inverse:
-        cash[inst.underlying] = realised / price
-    else:
-        cash[settlement] = realised
-    cash[settlement] = cash.get(settlement, 0.0) - fee
-    dust = DUST * max(abs(old_qty), abs(signed_qty))  # float residue of a full close
-    _store_position(record, inst.name, 0.0 if abs(new_qty) < dust else new_qty, new_entry, realised)
-    for asset, amount in cash.items():
+    out = fill_outcome(inst, old_qty, old_entry, signed_qty, price, fee, settlement)
+    if inst.kind is not InstrumentKind.SPOT:
+        _store_position(record, inst.name, out.qty, out.entry, out.realised_usd)
+    for asset, amount in out.cash.items():
         if amount:
             record.add_collateral(asset, amount)
     final = record.positions.get(inst.name)
     return FillEffect(
-        inst.name, final.qty if final else 0.0, final.entry if final else 0.0, realised, cash
+        inst.name,
+        final.qty if final else 0.0,
+        final.entry if final else 0.0,
+        out.realised_usd,
+        out.cash,
     )
 
 
@@ -245,21 +209,6 @@ def _store_position(
         record.positions.pop(name, None)
     else:
         record.positions[name] = PositionRecord(qty, entry, total_realised)
-
-
-def _apply_spot(
-    record: PortfolioRecord,
-    inst: Instrument,
-    signed_qty: float,
-    price: float,
-    fee: float,
-    settlement: str,
-) -> FillEffect:
-    """A spot trade swaps coins for the settlement currency (collateral only)."""
-    cash = {inst.underlying: signed_qty, settlement: -signed_qty * price - fee}
-    for asset, amount in cash.items():
-        record.add_collateral(asset, amount)
-    return FillEffect(inst.name, 0.0, 0.0, 0.0, cash)
 
 
 def detach(

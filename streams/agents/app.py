@@ -19,7 +19,7 @@ from infra.settings import Settings
 from streams.agents import console
 from streams.agents.health import PROBE_EVERY_S
 from streams.agents.metrics import package_version
-from streams.agents.private import check_versions, size_producer_buffer
+from streams.agents.private import check_versions, forget_read_offsets, size_producer_buffer
 from streams.agents.web import advertised_url, install_views
 from streams.agents.worker import Worker
 from streams.codec import codec_from_settings
@@ -109,6 +109,10 @@ def create_app(settings: Settings) -> tuple[faust.App, Worker]:
         worker.check_progress()
 
     @app.timer(interval=1.0)  # type: ignore[untyped-decorator]  # as above
+    async def repair_market_inputs() -> None:
+        await worker.repair_market_inputs()
+
+    @app.timer(interval=1.0)  # type: ignore[untyped-decorator]  # as above
     async def expire_fund() -> None:
         await worker.fund.expire(settings.fund_takeover_quiet_s)
 
@@ -135,6 +139,7 @@ def install_lifecycle(app: faust.App, worker: Worker) -> None:
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # as above
     async def on_assigned(sender: Any, assigned: Any, **_: Any) -> None:
         worker.health.on_assigned(time.monotonic())
+        forget_read_offsets(app.consumer, assigned)
         worker.forget({tp.partition for tp in assigned})
         log.info("assigned %s", assignment_line(assigned))
 

@@ -28,6 +28,7 @@ PROBE_TIMEOUT_S = 2.5
 """How long one probe waits for the broker's metadata."""
 BROKER_GRACE_S = 7.0
 """How old the last successful probe may be for the broker to count as reachable."""
+NOT_PROBED = "not probed yet"
 
 
 class Health:
@@ -38,7 +39,7 @@ class Health:
         self.metrics = metrics
         self.started = time.monotonic()
         self.broker_ok_at: float | None = None  # monotonic time of the last good probe
-        self.broker_error = "not probed yet"
+        self.broker_error = NOT_PROBED
         self.assigned = False  # an assignment arrived since the last revocation
         self.rebalance_began: float | None = None
         self.admin: AdminClient | None = None
@@ -95,7 +96,9 @@ class Health:
         """Why the worker is not ready (empty: it is)."""
         reasons = []
         down = self.broker_down_s(now)
-        if down is not None:
+        if down is not None and self.broker_ok_at is None and self.broker_error == NOT_PROBED:
+            reasons.append("broker not probed yet")
+        elif down is not None:
             reasons.append(f"broker unreachable for {down:.0f} s: {self.broker_error}")
         if not self.assigned:
             reasons.append("no partition assignment yet")

@@ -24,7 +24,8 @@ the worker wants one always (acks=all), so that a retried send is written once.
 Gaps. When the worker reads a hole of skipped records itself (streams/accounts/cursor.py,
 streams/agents/skipped.py), it tells the consumer those offsets are done, so that its commits move
 past them. The offset a partition was committed at when it was assigned (Faust seeks there) is
-Faust's ``_committed_offset``.
+Faust's ``_committed_offset``; the offset it last handed over of a partition is its
+``_read_offset``, forgotten at each assignment (``forget_read_offsets``).
 """
 
 from __future__ import annotations
@@ -168,6 +169,20 @@ def committed_offset(consumer: Any, topic: str, partition: int) -> int | None:
         return None
     offset = offsets.get(TP(topic, partition))
     return offset if isinstance(offset, int) and offset > 0 else None
+
+
+def forget_read_offsets(consumer: Any, partitions: Iterable[Any]) -> None:
+    """Forget the offset Faust last handed over of each assigned partition (its ``_read_offset``):
+    Faust resets it only where the group had committed, so a partition kept through a rebalance
+    before its first commit kept it, and every record fetched again from the start below it
+    was dropped as read (the market agent lost listings that way at a new group's first
+    rebalance). Partitions with a commit get it back from Faust's seek."""
+    offsets = getattr(consumer, "_read_offset", None)
+    if offsets is None:
+        log.error("faust changed: its Consumer has no _read_offset (streams/agents/private.py)")
+        return
+    for tp in partitions:
+        offsets[tp] = None
 
 
 async def add_gap(consumer: Any, topic: str, partition: int, start: int, end: int) -> None:

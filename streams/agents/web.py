@@ -1,5 +1,6 @@
 """The worker's HTTP views on Faust's web server: ``GET /health``, ``/ready``, ``/metrics`` and
-``/accounts/{id}``, and nothing else: Faust's own views (its tables' raw values, its router) are
+``/accounts/{id}``, ``POST /accounts/{id}/what-if`` and ``/accounts/{id}/pre-trade``, and
+nothing else: Faust's own views (its tables' raw values, its router) are
 off, any other path is a 404, and every view but health, readiness and metrics asks for the
 bearer token when one is set (it must be when the worker listens beyond loopback:
 ``streams/agents/access.py``).
@@ -11,8 +12,10 @@ reasons (streams/agents/health.py).
 gauges that describe state (accounts by state, the insurance fund) from that state.
 
 ``/accounts/{id}`` answers with the account's margin as the margin-status topic would state it
-now (state, equity, IM, MM, every component, ratio, parameter version) from whichever worker owns
-the account's partition. Faust's ``@app.table_route`` cannot find that worker here: it hashes the
+now (state, equity, IM, MM, every component, ratio, parameter version), explained as `spma
+margin` prints it (engine/explain.py), from whichever worker owns the account's partition; the
+what-if and pre-trade views (streams/accounts/whatif.py) are routed the same way, the body
+forwarded with the token. Faust's ``@app.table_route`` cannot find that worker here: it hashes the
 table's *serialized* key (JSON, quotes included) with aiokafka's murmur2 partitioner, while an
 account lives on the partition its input arrived on, chosen by the producer that wrote it
 (librdkafka's default hashes the raw key with CRC32; Java clients use murmur2 on it), and the
@@ -30,22 +33,25 @@ import socket
 import zlib
 from collections.abc import Collection
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 import aiohttp
 import faust
 import orjson
+from aiohttp import web
 from aiokafka.partitioner import murmur2
 from faust.web import Request, Response, View
 from yarl import URL
 
+from engine.explain import explain
 from infra.settings import Settings
 from streams.accounts.dynamic import effective_psr
 from streams.accounts.portfolio import PortfolioRecord
 from streams.accounts.processor import AccountProcessor
 from streams.accounts.status import status_record
 from streams.accounts.subaccounts import decorate, standalone_requirements
+from streams.accounts.whatif import MAX_BODY, RequestError, pre_trade_answer, what_if_answer
 from streams.agents.access import OPEN_PATHS, install_access
 from streams.agents.metrics import count_states
 from streams.agents.worker import Worker
@@ -54,11 +60,20 @@ from streams.market.state import MarketState, market_from_dict
 from streams.market.table import load_market
 
 FORWARD_TIMEOUT_S = 5.0
-VIEWS = ("/health", "/ready", "/metrics", "/accounts/{account}")
+VIEWS = (
+    "/health",
+    "/ready",
+    "/metrics",
+    "/accounts/{account}",
+    "/accounts/{account}/what-if",
+    "/accounts/{account}/pre-trade",
+)
 """The worker's views: any other route (Faust's) is not served."""
 # Fields of a margin-status record that describe the input that caused it: a view has none.
 INPUT_FIELDS = {"status_id", "input_topic", "input_partition", "input_offset"}
 WILDCARD_HOSTS = {"", "0.0.0.0", "::"}
+ACTIONS = {"what-if": what_if_answer, "pre-trade": pre_trade_answer}
+"""The POST views on an account: what-if and pre-trade (streams/accounts/whatif.py)."""
 
 
 def advertised_url(settings: Settings) -> str:
@@ -113,8 +128,8 @@ def _processor(worker: Worker, record: PortfolioRecord) -> AccountProcessor:
     return proc
 
 
-def account_status(worker: Worker, account: str) -> tuple[int, dict[str, Any]]:
-    """HTTP status and JSON body of an account's margin, from this worker's state only.
+def owned_processor(worker: Worker, account: str) -> AccountProcessor | tuple[int, dict[str, Any]]:
+    """The processor holding an account on this worker, else the HTTP status and JSON error.
 
     Nothing is answered while the worker rebalances: from its new assignment until its tables'
     recovery ends, a partition it just got can still hold stale records."""
@@ -125,9 +140,18 @@ def account_status(worker: Worker, account: str) -> tuple[int, dict[str, Any]]:
     if record is None or record.partition not in owned_partitions(worker):
         return 404, {"error": "unknown account", "account": account}
     proc = _processor(worker, record)
-    record = proc.records[account]
     if account not in proc.book or account in proc.unpriced:
         return 503, {"error": "no market data to value the account yet", "account": account}
+    return proc
+
+
+def account_status(worker: Worker, account: str) -> tuple[int, dict[str, Any]]:
+    """HTTP status and JSON body of an account's margin, explained (engine/explain.py), from
+    this worker's state only."""
+    proc = owned_processor(worker, account)
+    if not isinstance(proc, AccountProcessor):
+        return proc
+    record = proc.records[account]
     report = proc.book.margin([account])
     status = status_record(
         report,
@@ -142,7 +166,24 @@ def account_status(worker: Worker, account: str) -> tuple[int, dict[str, Any]]:
     standalone = standalone_requirements(proc.book, [record] if record.subs else [], report)
     status = decorate(status, account, None, standalone.get(account), effective_psr(proc.book))
     body = status.model_dump(mode="json", exclude=INPUT_FIELDS)
+    body.update(explain(proc.book, account, account).to_dict())
     body["partition"] = proc.partition
+    body["served_by"] = str(worker.app.conf.canonical_url)
+    return 200, body
+
+
+def account_request(
+    worker: Worker, account: str, action: str, raw: bytes
+) -> tuple[int, dict[str, Any]]:
+    """HTTP status and JSON body of a what-if or pre-trade request on an account, from this
+    worker's state only (streams/accounts/whatif.py: nothing of the account changes)."""
+    proc = owned_processor(worker, account)
+    if not isinstance(proc, AccountProcessor):
+        return proc
+    try:
+        body = ACTIONS[action](proc, account, raw)
+    except RequestError as exc:
+        return exc.status, exc.body(account)
     body["served_by"] = str(worker.app.conf.canonical_url)
     return 200, body
 
@@ -160,37 +201,55 @@ def peers(worker: Worker, account: str) -> list[str]:
     return [url for url in ordered if url != me]
 
 
-async def _ask(worker: Worker, url: str, account: str) -> tuple[int, bytes] | None:
-    """Ask one worker for an account from its own state; None when it cannot be reached."""
+async def _ask(
+    worker: Worker, url: str, account: str, action: str = "", body: bytes | None = None
+) -> tuple[int, bytes] | None:
+    """Ask one worker for an account from its own state (a POST of ``body`` to the account's
+    ``action`` when given); None when it cannot be reached."""
     path = "/accounts/" + quote(account, safe="")  # an id is one path segment, never a path
-    return await ask_local(worker, url, path)
+    if action:
+        path += "/" + action
+    return await ask_local(worker, url, path, body=body if action else None)
 
 
 async def ask_local(
-    worker: Worker, url: str, path: str, timeout_s: float = FORWARD_TIMEOUT_S
+    worker: Worker,
+    url: str,
+    path: str,
+    timeout_s: float = FORWARD_TIMEOUT_S,
+    body: bytes | None = None,
 ) -> tuple[int, bytes] | None:
     """GET a path (already escaped) of another worker with ``?local=1``, so that it answers from
-    its own state only, and the token; its status and body, None when it cannot be reached."""
+    its own state only, and the token (a POST of ``body`` when given); its status and body, None
+    when it cannot be reached."""
     target = URL(url).with_path(path, encoded=True).with_query(local="1")
     token = worker.settings.web_token
     headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
+    timeout = aiohttp.ClientTimeout(total=timeout_s)
+    method = "GET" if body is None else "POST"
     try:
-        async with worker.app.http_client.get(
-            target, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout_s)
+        async with worker.app.http_client.request(
+            method, target, headers=headers, data=body, timeout=timeout
         ) as resp:
             return resp.status, await resp.read()
     except (TimeoutError, aiohttp.ClientError):
         return None
 
 
-async def find_account(worker: Worker, account: str, local: bool) -> tuple[int, bytes]:
-    """The account's status from this worker, else from the worker that owns it."""
-    code, body = account_status(worker, account)
+async def find_account(
+    worker: Worker, account: str, local: bool, action: str = "", raw: bytes = b""
+) -> tuple[int, bytes]:
+    """The account's status (or the answer to its ``action``) from this worker, else from the
+    worker that owns it."""
+    if action:
+        code, body = account_request(worker, account, action, raw)
+    else:
+        code, body = account_status(worker, account)
     if code != 404 or local:
         return code, orjson.dumps(body)
     unreachable = []
     for url in peers(worker, account):
-        answer = await _ask(worker, url, account)
+        answer = await _ask(worker, url, account, action, raw if action else None)
         if answer is None:
             unreachable.append(url)
         elif answer[0] != 404:
@@ -223,10 +282,10 @@ def install_views(
     more_views: Collection[str] = (),
     more_open: Collection[str] = (),
 ) -> None:
-    """Add ``/health``, ``/ready``, ``/metrics`` and ``/accounts/{account}`` to the worker's web
-    server, and the access rules (streams/agents/access.py) in front of every view: these and
-    ``more_views`` (installed by their own modules, e.g. the risk console), of which
-    ``more_open`` need no token."""
+    """Add ``/health``, ``/ready``, ``/metrics``, ``/accounts/{account}`` and its what-if and
+    pre-trade views to the worker's web server, and the access rules (streams/agents/access.py)
+    in front of every view: these and ``more_views`` (installed by their own modules, e.g. the
+    risk console), of which ``more_open`` need no token."""
     install_access(app, worker.settings, (*VIEWS, *more_views), OPEN_PATHS | set(more_open))
 
     @app.page("/health", name="spma-health")
@@ -252,3 +311,42 @@ def install_views(
         """An account's current margin status as JSON (404 with a JSON error when unknown)."""
         code, body = await find_account(worker, account, request.query.get("local") == "1")
         return view.bytes(body, content_type="application/json", status=code)
+
+    for action in ACTIONS:
+        app.page(f"/accounts/{{account}}/{action}", name=f"spma-{action}")(
+            _post_view(worker, action)
+        )
+
+
+async def _bounded_body(http: web.Request) -> bytes:
+    """The request's body, read up to one byte past MAX_BODY (enough to refuse it)."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= MAX_BODY:
+        chunk = await http.content.read(MAX_BODY + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def _post_view(worker: Worker, action: str) -> type[View]:
+    """The view answering POST /accounts/{account}/<action> (the access rules refuse any other
+    method with a 404: no route of theirs matches it)."""
+
+    class AccountPost(View):
+        """What-if or pre-trade on an account, routed to its owner; a JSON error when bad."""
+
+        async def post(self, request: Request, account: str) -> Response:
+            """Read the body (bounded), answer from the owner."""
+            http = cast(web.Request, request)  # what Faust's aiohttp driver hands a view
+            if (http.content_length or 0) > MAX_BODY:
+                error = RequestError(413, f"body larger than {MAX_BODY} bytes", "body")
+                return self.json(error.body(account), status=413)
+            raw = await _bounded_body(http)
+            local = request.query.get("local") == "1"
+            code, body = await find_account(worker, account, local, action, raw)
+            return self.bytes(body, content_type="application/json", status=code)
+
+    return AccountPost

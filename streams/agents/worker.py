@@ -68,7 +68,9 @@ class Worker:
             self.clock,
             ListingView(settings, codec),
         )
-        self.skipped = SkippedInputs(settings, lambda: app.consumer)  # market inputs
+        self.skipped = SkippedInputs(  # market inputs
+            settings, lambda: app.consumer, self.handle_market_input
+        )
         self.accounts = AccountAgent(
             settings,
             codec,
@@ -93,10 +95,7 @@ class Worker:
 
     async def on_market_input(self, event: Any) -> None:
         """A market input, after any its partition's consumer skipped at the assignment."""
-        await self.skipped.before(event.message, self.handle_market_input)
-        await self.handle_market_input(event)
-        msg = event.message
-        self.progress.done(msg.topic, msg.partition, msg.offset)
+        await self.skipped.on_input(event)
 
     async def on_fund_input(self, event: Any) -> None:
         """A claims-topic input through the guard."""
@@ -105,8 +104,20 @@ class Worker:
         self.progress.done(msg.topic, msg.partition, msg.offset)
 
     async def handle_market_input(self, event: Any) -> None:
-        """A market input through the guard (a rejected one to the dlq)."""
+        """A market input through the guard (a rejected one to the dlq), counted as handled."""
         await self.guard.run(self.markets.on_input, event)
+        msg = event.message
+        self.progress.done(msg.topic, msg.partition, msg.offset)
+
+    async def repair_market_inputs(self) -> None:
+        """Market inputs the consumer saw arrive but never handed over, read and handled
+        (streams/agents/skipped.py); not while a rebalance or a recovery is under way."""
+        tables: Any = self.app.tables  # Faust's TableManager has a recovery; its type does not
+        if self.app.rebalancing or tables.recovery.in_recovery:
+            self.skipped.moved.clear()
+            return
+        topics = [self.settings.topic(t) for t in MARKET_INPUTS]
+        await self.skipped.repair(consumer_ends(self.app, topics), time.monotonic())
 
     def new_table(self, name: str, partitions: int) -> Any:
         """A changelogged table of str keys and bytes values with the store's sizes and the

@@ -15,6 +15,7 @@ import socket
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -71,14 +72,20 @@ def _value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-def _wait_for(what: str, check: object, timeout_s: float, h: Harness) -> None:
-    """Call check() until it returns True, within a bound; fail with the workers' logs."""
+def _wait_for(
+    what: str,
+    check: Callable[[], bool],
+    timeout_s: float,
+    h: Harness,
+    why: Callable[[], str] = lambda: "",
+) -> None:
+    """Call check() until it returns True, within a bound; fail with why() and the workers' logs."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
+        if check():
             return
         time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}\n{h.log_tail()}")
+    raise AssertionError(f"timed out waiting for {what} {why()}\n{h.log_tail()}")
 
 
 def _broadcasts(h: Harness) -> float:
@@ -261,8 +268,15 @@ def test_account_view_from_either_worker(kafka_bootstrap: str, tmp_path: Path) -
         out.close()
         answers: dict[tuple[int, str], dict] = {}
 
+        not_ready: dict[int, bytes] = {}
+
         def everyone_answers() -> bool:
-            """Both workers answer for every account, from one owner per account."""
+            """Both workers are ready and answer for every account, from one owner per account."""
+            for port in h.web_ports:
+                code, body = _get(port, "/ready")
+                if code != 200:
+                    not_ready[port] = body
+                    return False
             for port in h.web_ports:
                 for a in accounts:
                     code, body = _get(port, f"/accounts/{a}", token=TOKEN)
@@ -273,7 +287,13 @@ def test_account_view_from_either_worker(kafka_bootstrap: str, tmp_path: Path) -
             served = {u for urls in owners.values() for u in urls}
             return all(len(u) == 1 for u in owners.values()) and len(served) == 2
 
-        _wait_for("both workers owning partitions and answering", everyone_answers, 60, h)
+        _wait_for(
+            "both workers ready, owning partitions and answering",
+            everyone_answers,
+            60,
+            h,
+            lambda: f"last /ready answers not 200: {not_ready}",
+        )
         urls = {f"http://127.0.0.1:{p}" for p in h.web_ports}
         for a in accounts:
             first, second = (answers[p, a] for p in h.web_ports)
@@ -307,7 +327,8 @@ def _only_operators(port: int, account: str, h: Harness) -> None:
     assert _get(port, f"/accounts/{account}")[0] == 401
     assert _get(port, f"/accounts/{account}", token="wrong")[0] == 401
     for path in ("/metrics", "/health", "/ready"):
-        assert _get(port, path)[0] == 200, path
+        code, body = _get(port, path)
+        assert code == 200, (path, body[:500])
     changelog = f"{h.app_id}-portfolios-changelog"
     for path in (
         "/",

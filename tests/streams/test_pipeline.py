@@ -79,7 +79,7 @@ def test_scripted_session_matches_the_offline_engine(
                 if s.ts == final_ts
             }  # type: ignore[attr-defined]
 
-        out.wait(lambda c: len(last_statuses(c)) == len(kinds), what="every final status")
+        out.wait(lambda c: len(last_statuses(c)) == len(kinds), 120, "every final status")
         assert not out.records["dlq"]
         market = MarketState()
         for msg in sorted(
