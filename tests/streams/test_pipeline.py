@@ -13,17 +13,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from confluent_kafka import KafkaException
 
 from engine.market import market_to_mapping
 from engine.offline import margin_from_mappings
 from streams import records as r
 from streams.accounts.portfolio import PortfolioRecord, apply_fill
-from streams.kafka_io import group_lag
 from streams.market.state import MarketState
 from streams.records import MarginStatus
 from streams.tools.exchange import Exchange
-from streams.tools.simulator.runner import WORKER_INPUTS
 from tests.streams.samples import deposit
 from tests.streams.worker_harness import Collector, Harness, running
 
@@ -72,7 +69,7 @@ def test_scripted_session_matches_the_offline_engine(
         # by the other worker) before its coin's first price: held past inputs.hold_s on the
         # partition's mark clock, it went to the dlq, as the holding rule says it must.
         h.send(ex.inputs)
-        out.wait(_handled(h), 120, "the listings and the first market")
+        out.wait(_everywhere(h, ex.inputs), 120, "the listings and first marks on every partition")
         first = len(ex.inputs)
         kinds = ex.open_accounts(24)
         for btc, depth, vol in ((0.97, 0.6, 1.2), (0.93, 0.3, 1.5), (0.95, 0.2, 1.4)):
@@ -125,17 +122,30 @@ def test_scripted_session_matches_the_offline_engine(
         out.close()
 
 
-def _handled(h: Harness) -> Callable[[Collector], bool]:
-    """A wait's condition: the workers have committed every input sent so far (the market
-    broadcast too, so every partition has applied it)."""
+def _everywhere(h: Harness, inputs: list[tuple[str, str, r.Record]]) -> Callable[[Collector], bool]:
+    """A wait's condition: every partition's market broadcast carries the inputs' listings and
+    a mark of each listed underlying (so an account input that needs them and comes later meets
+    them first, or is held and released by them before any later price)."""
+    wanted = {
+        (kind, name)
+        for _, _, rec in inputs
+        if isinstance(rec, r.InstrumentRecord)
+        for kind, name in (
+            (r.MarketUpdateKind.INSTRUMENT, rec.name),
+            (r.MarketUpdateKind.MARK, rec.underlying),
+        )
+    }
 
-    def handled(_: Collector) -> bool:
-        try:
-            return group_lag(h.settings, h.app_id, WORKER_INPUTS) == 0
-        except KafkaException:  # the group's coordinator may not answer yet
-            return False
+    def everywhere(c: Collector) -> bool:
+        seen: dict[int, set[tuple[r.MarketUpdateKind, str | None]]] = {}
+        for m in c.records["market-broadcast"]:
+            update = h.codec.decode("market-broadcast", m.value)
+            assert isinstance(update, r.MarketUpdate)
+            name = update.instrument.name if update.instrument else update.underlying
+            seen.setdefault(m.partition, set()).add((update.kind, name))
+        return all(wanted <= seen.get(p, set()) for p in range(h.settings.partitions))
 
-    return handled
+    return everywhere
 
 
 def _replay_gives_the_same_ids(h: Harness, out: Collector) -> None:
