@@ -12,6 +12,7 @@ and the final states.
 
 from __future__ import annotations
 
+import threading
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -61,8 +62,20 @@ def phases(points: list[TimelinePoint]) -> list[tuple[str, float, float]]:
     return spans
 
 
+_PYPLOT = threading.Lock()
+"""pyplot's figures and matplotlib's text parser are not thread-safe: one chart at a time (two
+demo runs side by side in one process, as the determinism test has them, failed in its
+mathtext parser)."""
+
+
 def _chart(path: Path, points: list[TimelinePoint]) -> None:
-    """Four panels over scenario minutes, the phases shaded on each."""
+    """Four panels over scenario minutes, the phases shaded on each (one chart at a time)."""
+    with _PYPLOT:
+        _draw(path, points)
+
+
+def _draw(path: Path, points: list[TimelinePoint]) -> None:
+    """The chart's four panels, saved to ``path``."""
     fig, axes = plt.subplots(
         4, 1, figsize=(10, 12), sharex=True, gridspec_kw={"height_ratios": [3, 3, 3, 3]}
     )

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -85,6 +85,20 @@ def _path() -> list[Leg]:
     return calm + crash + recovery + quiet
 
 
+def crash_path() -> list[Leg]:
+    """The crash with one step of each other phase around it: a quarter of the calm hour, the
+    crash's six steps as they are, a quarter of the recovery, one quiet step (nine steps of the
+    demo's sixteen). Every step goes out staged and settles as in the demo: the same work per
+    step, on the steps where accounts are called, liquidated, go bankrupt and meet ADL. The
+    determinism test plays it (tests/test_demo.py)."""
+    path = _path()
+    calm, crash, recovery, quiet = (
+        [leg for leg in path if leg.phase == phase]
+        for phase in ("calm", "crash", "recovery", "settle")
+    )
+    return calm[:1] + crash + recovery[:1] + quiet[:1]
+
+
 @dataclass
 class DemoResult:
     """What the demo did and where its report is."""
@@ -134,14 +148,17 @@ def run_demo(
     topic_prefix: str = "spma.",
     engine: Engine | str = Engine.AUTO,
     seed: int = SEED,
+    legs: Sequence[Leg] | None = None,
 ) -> DemoResult:
     """The whole demo (on a fresh broker of the engine unless given one), paced by the pipeline;
-    DemoFailed when it stalls or its worker dies."""
+    DemoFailed when it stalls or its worker dies. ``legs``: the scenario's steps (the demo's
+    sixteen when None; ``crash_path`` for a shorter run)."""
+    scenario = Scenario(accounts, seed, tuple(_path() if legs is None else legs))
     if bootstrap is not None:
         settings = Settings(
             bootstrap_servers=bootstrap, partitions=partitions, topic_prefix=topic_prefix
         )
-        return _session(settings, Scenario(accounts, seed), pace, report_root, view, log)
+        return _session(settings, scenario, pace, report_root, view, log)
     broker = start_broker(engine)
     try:
         name = "Apache Kafka" if broker.engine == "kafka" else "embedded Tansu"
@@ -153,17 +170,19 @@ def run_demo(
             # Tansu rejects aiokafka's idempotent producer (README: Tansu and Apache Kafka).
             producer_idempotence=broker.engine == "kafka",
         )
-        return _session(settings, Scenario(accounts, seed), pace, report_root, view, log)
+        return _session(settings, scenario, pace, report_root, view, log)
     finally:
         broker.stop()
 
 
 @dataclass(frozen=True)
 class Scenario:
-    """What the exchange is seeded with: how many accounts, and the seed of its randomness."""
+    """What the exchange is seeded with (how many accounts, the seed of its randomness) and the
+    steps played."""
 
     accounts: int
     seed: int = SEED
+    legs: tuple[Leg, ...] = field(default_factory=lambda: tuple(_path()))
 
 
 def _session(
@@ -226,7 +245,7 @@ def _play(
     pacer: Pacer, scenario: Scenario, view: View | None, log: Callable[[str], object]
 ) -> Exchange:
     """Seed the exchange, then play the scenario leg by leg, each leg once the last settled."""
-    observer, loop, path = pacer.observer, pacer.loop, _path()
+    observer, loop, path = pacer.observer, pacer.loop, scenario.legs
     scenario_s = sum(leg.minutes for leg in path) * 60.0
     ex = Exchange(
         scenario_start(datetime.now(tz=UTC)),
