@@ -31,6 +31,7 @@ Faust's ``_committed_offset``; the offset it last handed over of a partition is 
 from __future__ import annotations
 
 import logging
+import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -41,6 +42,7 @@ import aiokafka
 import faust
 from faust.streams import _current_event
 from faust.types import TP
+from faust.types import tuples as faust_tuples
 
 log = logging.getLogger("spma")
 
@@ -187,12 +189,38 @@ def forget_read_offsets(consumer: Any, partitions: Iterable[Any]) -> None:
 
 async def add_gap(consumer: Any, topic: str, partition: int, start: int, end: int) -> None:
     """Tell Faust's consumer that offsets ``start`` to ``end`` of a partition are handled (the
-    worker read them itself), so that its committed offset moves past them."""
+    worker read them itself), so that its committed offset moves past them.
+
+    The last of them also counts as acknowledged: Faust turns a gap into a commit only up to an
+    offset acknowledged after it, so records repaired at a partition's tail, with no later record
+    handed over, stayed uncommitted until one came (the group's lag never reached 0, and the
+    demo's and the tests' waits on it timed out)."""
     gap = getattr(consumer, "_add_gap", None)
     if gap is None:  # the records are handled; only the committed offset lags until later ones
         log.error("faust changed: its Consumer has no _add_gap (streams/agents/private.py)")
         return
     await gap(TP(topic, partition), start, end)
+    _acknowledge(consumer, TP(topic, partition), end)
+
+
+_ACK_LOCK = getattr(faust_tuples, "ack_lock", None) or threading.RLock()
+"""The lock Faust's consumer takes to count an acknowledgement (its own, where it has one)."""
+
+
+def _acknowledge(consumer: Any, tp: TP, offset: int) -> None:
+    """Count an offset as acknowledged, as Faust's ``Consumer.ack`` does for a message it handed
+    over (under its lock; nothing below the committed offset)."""
+    acked, index = getattr(consumer, "_acked", None), getattr(consumer, "_acked_index", None)
+    if acked is None or index is None:
+        log.error("faust changed: its Consumer has no _acked (streams/agents/private.py)")
+        return
+    with _ACK_LOCK:
+        committed = consumer._committed_offset.get(tp)
+        if (committed is not None and offset < committed) or offset in index[tp]:
+            return
+        index[tp].add(offset)
+        acked[tp].append(offset)
+        consumer._n_acked += 1
 
 
 def consumer_ends(app: Any, topics: Iterable[str]) -> dict[tuple[str, int], int]:

@@ -6,6 +6,7 @@ the consumer is told they are done."""
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict
 from typing import Any
 
 import pytest
@@ -26,6 +27,9 @@ class Consumer:
     def __init__(self, committed: dict[TP, int]) -> None:
         self._committed_offset = committed
         self.gaps: list[tuple[TP, int, int]] = []
+        self._acked: defaultdict[TP, list[int]] = defaultdict(list)  # the last of each gap
+        self._acked_index: defaultdict[TP, set[int]] = defaultdict(set)
+        self._n_acked = 0
 
     async def _add_gap(self, tp: TP, start: int, end: int) -> None:
         self.gaps.append((tp, start, end))
@@ -62,6 +66,7 @@ def test_the_records_skipped_before_the_first_input_are_handled_first(
     assert asyncio.run(skipped.on_input(_event(name, 8)))
     assert agent.handled == [3, 4, 5, 6, 7, 8]
     assert consumer.gaps == [(TP(name, 0), 3, 7)]
+    assert consumer._acked[TP(name, 0)] == [7]  # so that Faust commits past the gap
     assert asyncio.run(skipped.on_input(_event(name, 9)))  # not the first since the assignment
     assert agent.handled == [3, 4, 5, 6, 7, 8, 9]
     skipped.forget()
