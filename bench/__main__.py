@@ -16,6 +16,7 @@ BENCHMARKS = (
     "bench.bench_codec",
     "bench.bench_pipeline",
     "bench.bench_memory",
+    "bench.bench_scale",
     "bench.bench_solvency",
     "bench.bench_backtest",
     "bench.bench_whatif",

@@ -40,7 +40,7 @@ MAX_WAIT_S = 300.0
 SAMPLE = 400
 
 
-def _changelog(pipe: Pipeline, app_id: str) -> str:
+def create_changelog(pipe: Pipeline, app_id: str) -> str:
     """Create the portfolio table's changelog topic (the worker would, but it is written first)."""
     name = pipe.settings.model_copy(update={"app_id": app_id}).changelog_topic("portfolios")
     admin = AdminClient(pipe.settings.kafka_client_config())
@@ -63,13 +63,15 @@ def run(log_dir: Path) -> dict[str, Any]:
         records = account_records(ACCOUNTS, POSITIONS, parts.instruments, PARTITIONS)
         app_id = f"bench-mem-{int(time.time())}"
         start = time.perf_counter()
-        out["table_value_bytes"] = _seed(pipe, _changelog(pipe, app_id), parts, records)
+        out["table_value_bytes"] = seed_changelog(
+            pipe, create_changelog(pipe, app_id), parts, records
+        )
         out["seed_s"] = time.perf_counter() - start
         pipe.exchange = ex
         pipe.start_worker(app_id)
         status = pipe.listener(["margin-status"], keep_values=True)
         started = time.perf_counter()
-        out["wake_rounds"], out["answered"] = _wake(pipe, status, records)
+        out["wake_rounds"], out["answered"] = wake(pipe, status, records)
         out["restore_and_rebuild_s"] = time.perf_counter() - started
         out["worker_rss"] = pipe.rss_bytes()
         out["restored_share"] = _restored_share(pipe, status, records)
@@ -80,7 +82,7 @@ def run(log_dir: Path) -> dict[str, Any]:
     return out
 
 
-def _seed(pipe: Pipeline, topic: str, parts: Partitions, records: list[Any]) -> int:
+def seed_changelog(pipe: Pipeline, topic: str, parts: Partitions, records: list[Any]) -> int:
     """Write each partition's market state and every account record to the changelog, one
     record per batch (Tansu 0.6 can report a partition's end short of records batched together,
     and the worker's restore would then stop early); the bytes written."""
@@ -114,7 +116,7 @@ def _seed(pipe: Pipeline, topic: str, parts: Partitions, records: list[Any]) -> 
     return sum(len(v) for _, v, _ in items)
 
 
-def _wake(pipe: Pipeline, status: Any, records: list[Any]) -> tuple[int, bool]:
+def wake(pipe: Pipeline, status: Any, records: list[Any]) -> tuple[int, bool]:
     """A small deposit to an account of each partition makes the worker rebuild that
     partition's book; repeated (another account) for a partition that stays silent, as the
     first input of a partition read during the worker's start-up can go unanswered on the

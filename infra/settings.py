@@ -94,6 +94,19 @@ class Settings(BaseSettings):
     ssl_key_password: SecretStr | None = None
     # Worker.
     app_id: str = Field("spma", description="Faust app id (the consumer group)")
+    generation: int = Field(
+        0,
+        ge=0,
+        description="the account layout a worker runs (streams/scaling/): set by `spma worker` "
+        "from the generations topic, not by hand",
+    )
+    account_partitions: int = Field(
+        0,
+        ge=0,
+        le=4096,
+        description="account partitions of the generation a worker runs; 0: `partitions` "
+        "(generation 0 reads the keyed input topics directly)",
+    )
     legacy_changelog_names: bool = Field(
         False,
         description="name the tables' changelogs as Faust does, {app_id}-{table}-changelog, "
@@ -270,6 +283,46 @@ class Settings(BaseSettings):
     def topic(self, name: str) -> str:
         """The full topic name of a logical topic ('fills' -> 'spma.fills')."""
         return f"{self.topic_prefix}{name}"
+
+    def account_topic(self, name: str) -> str:
+        """The full name of an account agent's input in the generation the settings run:
+        generation 0 reads the topic itself ('spma.fills'), a later one its own internal copy
+        ('spma.g1.fills', streams/scaling/)."""
+        if self.generation == 0:
+            return self.topic(name)
+        return self.topic(f"g{self.generation}.{name}")
+
+    def logical_topic(self, full: str) -> str:
+        """The logical name of a full topic name, any generation's ('spma.g1.fills' ->
+        'fills')."""
+        rest = full.removeprefix(self.topic_prefix)
+        tag, dot, name = rest.partition(".")
+        if dot and tag[:1] == "g" and tag[1:].isdigit():
+            return name
+        return rest
+
+    @property
+    def layout_partitions(self) -> int:
+        """Account partitions of the generation the settings run."""
+        return self.account_partitions or self.partitions
+
+    def portfolios_changelog(self) -> str:
+        """The portfolio table's changelog of the generation the settings run (generation 0:
+        ``changelog_topic('portfolios')``)."""
+        if self.generation == 0:
+            return self.changelog_topic("portfolios")
+        return self.topic(f"{self.app_id}-g{self.generation}-portfolios-changelog")
+
+    def generations_topic(self) -> str:
+        """The control topic of the account layouts (streams/scaling/control.py)."""
+        return self.topic(f"{self.app_id}-generations")
+
+    def for_generation(self, generation: int, partitions: int) -> Settings:
+        """The settings of a worker running a generation: its account partitions, and a data
+        folder of its own from generation 1 on (a partition number names other accounts)."""
+        data_dir = self.data_dir if generation == 0 else self.data_dir / f"g{generation}"
+        update = {"generation": generation, "account_partitions": partitions, "data_dir": data_dir}
+        return self.model_copy(update=update)
 
     def kafka_client_config(self) -> KafkaConfig:
         """confluent-kafka (librdkafka) configuration: servers and security."""

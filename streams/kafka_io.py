@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 
@@ -28,6 +29,7 @@ class Received:
     offset: int
     key: bytes | None
     value: bytes | None
+    headers: tuple[Any, ...] = ()  # (name, value) pairs: a routed input's origin (streams/scaling/)
 
 
 def received(message: Message) -> Received:
@@ -76,10 +78,17 @@ def produce(
     value: Record,
 ) -> None:
     """Encode and send one record to a logical topic, keyed by a string."""
-    data = codec.encode(topic, value)
+    produce_raw(producer, settings.topic(topic), key.encode(), codec.encode(topic, value))
+
+
+def produce_raw(
+    producer: Producer, topic: str, key: bytes | None, value: bytes | None, partition: int = -1
+) -> None:
+    """Send one record of bytes to a full topic name (partition -1: the partitioner's), waiting
+    for room in the producer's queue."""
     while True:
         try:
-            producer.produce(settings.topic(topic), value=data, key=key.encode())
+            producer.produce(topic, value=value, key=key, partition=partition)
             return
         except BufferError:
             producer.poll(0.05)
@@ -178,7 +187,8 @@ def read_range(
                 offset = int(m.offset() or 0)
                 if offset >= end:
                     return found
-                found.append(Received(topic, partition, offset, m.key(), m.value()))
+                headers = tuple(m.headers() or ())
+                found.append(Received(topic, partition, offset, m.key(), m.value(), headers))
             if consumer.position([tp])[0].offset >= end:
                 return found
     finally:

@@ -34,7 +34,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "streams.topics.admin",
         "streams.topics.describe",
         "streams.topics.migrate",
-    ),  # plain Kafka clients
+        "streams.scaling",
+    ),  # plain Kafka clients; streams.scaling: the account layouts and their migration
     ("streams.agents",),  # the Faust layer: worker, agents, tables, web views, metrics
     ("streams.tools",),  # demo, simulator, load generator
     ("streams.cli",),  # the composition root: imports everything, nothing imports it

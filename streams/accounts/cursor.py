@@ -33,6 +33,9 @@ from collections.abc import Iterable, Mapping
 
 TopicPartition = tuple[str, int]
 
+CURSOR_KEY = "\x00cursor/{partition}"
+"""The portfolio table's key of a partition's cursor record (the last input rejected per topic)."""
+
 
 class Cursor:
     """The next offset to handle per input topic partition, and the inputs rejected."""

@@ -34,6 +34,7 @@ from streams.codec import AvroCodec
 from streams.kafka_io import read_range
 from streams.market.state import MarketState
 from streams.records import CollateralTransfer, DlqRecord, Fill, MarketUpdate, Record
+from streams.scaling.origin import Origin, already_routed, origin_of
 from streams.topics.catalog import FUND_INPUTS, Topic
 
 log = logging.getLogger("spma")
@@ -64,8 +65,7 @@ class AccountAgent:
         self.metrics = metrics
         self.on_fund_output = on_fund_output  # the fund agent is not quiet (its expiry waits)
         self.batch = AccountBatch()
-        self.prefix = settings.topic_prefix
-        self.fills_topic = settings.topic(Topic.FILLS)
+        self.fills_topic = settings.account_topic(Topic.FILLS)  # the generation's
         catchup = metrics.catchup.labels("portfolios")
         self.recovery = RecoveryCheck(settings, partitions.table, catchup)  # before a processor
 
@@ -118,7 +118,7 @@ class AccountAgent:
         msg = event.message
         ref = InputRef(msg.topic, msg.partition, msg.offset)
         proc = await self.in_order(ref)
-        value = self.codec.decode(msg.topic.removeprefix(self.prefix), msg.value)
+        value = self.codec.decode(self.settings.logical_topic(msg.topic), msg.value)
         outbox = self.partitions.outbox
         if outbox.receive(proc, ref, value):
             self.settle_wave(proc.partition)
@@ -127,7 +127,8 @@ class AccountAgent:
         if isinstance(value, MarketUpdate):
             self.apply_market(proc, ref, value)
             return "applied"
-        return self.apply_account(proc, ref, value, msg.key, msg.value)
+        origin = origin_of(getattr(msg, "headers", None))
+        return self.apply_account(proc, ref, value, msg.key, msg.value, origin)
 
     def apply_market(self, proc: AccountProcessor, ref: InputRef, update: MarketUpdate) -> None:
         """Settle the partition's wave, revalue its accounts, file, persist and queue."""
@@ -154,13 +155,19 @@ class AccountAgent:
         value: Record,
         key: bytes | None,
         raw: bytes | None,
+        origin: Origin | None = None,
     ) -> str:
         """Apply a fill or a transfer keyed by its own account (or hold it for its reference,
-        its bytes kept for the dlq); its status waits for the partition's wave."""
+        its bytes kept for the dlq); its status waits for the partition's wave. A routed input
+        (``origin``: a later generation's) its account applied already is a router's copy,
+        skipped (streams/scaling/origin.py); one applied marks its upstream offset."""
         assert isinstance(value, Fill | CollateralTransfer)
         check_key(key, value.account)
+        record = proc.records.get(value.account)
+        if origin is not None and record is not None and already_routed(record.offsets, origin):
+            return "duplicate"
         self.clock.check(value.ts, self.market.params.status.future_ts_tolerance_s)
-        self.metrics.event_time(ref.topic.removeprefix(self.prefix), value.ts.timestamp())
+        self.metrics.event_time(self.settings.logical_topic(ref.topic), value.ts.timestamp())
         if self.batch.waiting(proc.partition, value.account):
             self.settle_wave(proc.partition)
         if isinstance(value, Fill):
@@ -169,6 +176,8 @@ class AccountAgent:
             applied = proc.apply_transfer(value, ref, raw)
         if applied is None:  # an offset already applied (the outbox check saw it first)
             return "duplicate"
+        if origin is not None:
+            applied.record.mark_offset(origin.topic, origin.offset)
         self.batch.join(proc, applied)
         return WAITING
 
@@ -206,7 +215,7 @@ class AccountAgent:
         share = (time.perf_counter() - started) / len(applied)
         for one in applied:  # each input's own time plus its share of the wave's
             own = self.batch.spent.pop(one.ref, 0.0)
-            topic = one.ref.topic.removeprefix(self.prefix)
+            topic = self.settings.logical_topic(one.ref.topic)
             self.metrics.handled(topic, "applied", own + share)
 
     # ----- order -----------------------------------------------------------------------------

@@ -17,12 +17,16 @@ import faust
 
 from infra.settings import Settings
 from streams.agents import console
+from streams.agents.generations import GenerationSwitch
 from streams.agents.health import PROBE_EVERY_S
 from streams.agents.metrics import package_version
 from streams.agents.private import check_versions, forget_read_offsets, size_producer_buffer
+from streams.agents.router import Router
 from streams.agents.web import advertised_url, install_views
 from streams.agents.worker import Worker
 from streams.codec import codec_from_settings
+from streams.scaling.control import Watch
+from streams.scaling.layout import routed_inputs
 from streams.topics.catalog import ACCOUNT_INPUTS, FUND_INPUTS, MARKET_INPUTS
 
 log = logging.getLogger("spma")
@@ -61,9 +65,9 @@ def new_app(settings: Settings) -> faust.App:
 
 
 def inputs(app: faust.App, settings: Settings, names: Iterable[str]) -> Any:
-    """One Faust topic over several input topics, raw bytes (the codec decodes)."""
+    """One Faust topic over several input topics (full names), raw bytes (the codec decodes)."""
     return app.topic(
-        *(settings.topic(t) for t in names),
+        *names,
         key_type=bytes,
         value_type=bytes,
         key_serializer="raw",
@@ -71,29 +75,40 @@ def inputs(app: faust.App, settings: Settings, names: Iterable[str]) -> Any:
     )
 
 
-def create_app(settings: Settings) -> tuple[faust.App, Worker]:
-    """The Faust app for the settings, with its agents, timers, rebalance hooks and web views."""
+def create_app(settings: Settings, watch: Watch | None = None) -> tuple[faust.App, Worker]:
+    """The Faust app for the settings, with its agents, timers, rebalance hooks and web views;
+    with a ``watch`` of the generations topic, the worker drains for a scale when asked."""
     check_versions()
     app = new_app(settings)
     worker = Worker(settings, app, codec_from_settings(settings))
     install_views(app, worker, console.VIEWS, console.OPEN)
     console.install_console(app, worker)
+    market_inputs = [settings.topic(t) for t in MARKET_INPUTS]
+    account_inputs = [settings.account_topic(t) for t in ACCOUNT_INPUTS]
 
-    @app.agent(inputs(app, settings, MARKET_INPUTS), name="spma.market")
+    @app.agent(inputs(app, settings, market_inputs), name="spma.market")
     async def market_agent(stream: Any) -> None:
         async for event in stream.events():
             await worker.on_market_input(event)
 
-    @app.agent(inputs(app, settings, ACCOUNT_INPUTS), name="spma.accounts")
+    @app.agent(inputs(app, settings, account_inputs), name="spma.accounts")
     async def account_agent(stream: Any) -> None:
         within = settings.account_batch_within_ms / 1000.0
         async for events in stream.take_events(settings.account_batch_max, within):
             await worker.accounts.on_batch(events)
 
-    @app.agent(inputs(app, settings, FUND_INPUTS), name="spma.fund")
+    @app.agent(inputs(app, settings, [settings.topic(t) for t in FUND_INPUTS]), name="spma.fund")
     async def fund_agent(stream: Any) -> None:
         async for event in stream.events():
             await worker.on_fund_input(event)
+
+    if settings.generation:
+        install_router(app, settings, Router(settings, app, worker.metrics))
+    if watch is not None:
+        worker.switch = GenerationSwitch(
+            settings, app, worker.partitions.cursor, watch, worker.metrics
+        )
+        install_switch(app, worker.switch)
 
     # Repeats follow event time (the newest input seen by the partition), so a replay or a
     # test clock gives the same calls; with live prices event time tracks the wall clock. A
@@ -124,6 +139,36 @@ def create_app(settings: Settings) -> tuple[faust.App, Worker]:
     size_producer_buffer(app, buffered, worker.metrics.producer_buffer_full.inc)
     install_lifecycle(app, worker)
     return app, worker
+
+
+def install_router(app: faust.App, settings: Settings, router: Router) -> None:
+    """A generation g >= 1's router agent over the keyed input topics."""
+    routed = [settings.topic(t) for t in routed_inputs()]
+
+    @app.agent(inputs(app, settings, routed), name="spma.router")
+    async def router_agent(stream: Any) -> None:
+        async for event in stream.events():
+            await router.on_event(event)
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # see install_lifecycle
+    async def on_revoked(sender: Any, revoked: Any, **_: Any) -> None:
+        router.forget(revoked)
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # as above
+    async def on_assigned(sender: Any, assigned: Any, **_: Any) -> None:
+        router.forget(assigned)
+
+
+def install_switch(app: faust.App, switch: GenerationSwitch) -> None:
+    """The generations topic watched every second; a rebalance restarts a drain's grace."""
+
+    @app.timer(interval=1.0)  # type: ignore[untyped-decorator]  # faust's decorator is untyped
+    async def watch_generations() -> None:
+        await switch.tick()
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # see install_lifecycle
+    async def on_assigned(sender: Any, assigned: Any, **_: Any) -> None:
+        switch.on_assigned()
 
 
 def install_lifecycle(app: faust.App, worker: Worker) -> None:
@@ -157,12 +202,14 @@ def install_lifecycle(app: faust.App, worker: Worker) -> None:
 
 
 def start_line(settings: Settings, app: faust.App) -> str:
-    """The worker's start line: version, broker, group, topics, partitions, web address."""
+    """The worker's start line: version, broker, group, topics, generation and partitions, web
+    address."""
     topics = sorted({*MARKET_INPUTS, *ACCOUNT_INPUTS, *FUND_INPUTS})
     return (
         f"spma {package_version('spma')}: broker {settings.bootstrap_servers}, group "
         f"{settings.app_id}, topics {settings.topic_prefix}{{{','.join(topics)}}}, "
-        f"{settings.partitions} partitions, web http://{settings.web_host}:{settings.web_port} "
+        f"generation {settings.generation} of {settings.layout_partitions} account partitions, "
+        f"web http://{settings.web_host}:{settings.web_port} "
         f"(advertised {app.conf.canonical_url})"
     )
 

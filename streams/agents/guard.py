@@ -79,8 +79,8 @@ class Guard:
         self.on_internal_error: Callable[[Any], None] | None = None  # the worker's clean-up
 
     def logical(self, topic: str) -> str:
-        """Topic name without the prefix."""
-        return topic.removeprefix(self.settings.topic_prefix)
+        """Topic name without the prefix (nor a generation's tag)."""
+        return self.settings.logical_topic(topic)
 
     async def run(
         self, handler: Handler, event: Any, before_reject: BeforeReject | None = None

@@ -105,7 +105,7 @@ class MarketAgent:
         """Validate a market input and broadcast the accepted update to every partition; the
         outcome ('applied', or 'conflated' when nothing is broadcast)."""
         msg = event.message
-        topic = msg.topic.removeprefix(self.settings.topic_prefix)
+        topic = self.settings.logical_topic(msg.topic)
         value = self.codec.decode(topic, msg.value)
         assert isinstance(value, MarketRecord)  # the codec gives a market topic's records only
         self.clock.check(value.ts, self.market.params.status.future_ts_tolerance_s)
@@ -198,9 +198,10 @@ class MarketAgent:
         """Broadcast an accepted update to every account partition."""
         data = self.codec.encode(Topic.MARKET_BROADCAST, update)
         key = (update.underlying or "").encode()
-        for partition in range(self.settings.partitions):
+        partitions = self.settings.layout_partitions  # the generation's account partitions
+        for partition in range(partitions):
             await self.broadcast.send(key=key, value=data, partition=partition)
-        self.metrics.sent(Topic.MARKET_BROADCAST, self.settings.partitions)
+        self.metrics.sent(Topic.MARKET_BROADCAST, partitions)
 
     async def restore_params(self) -> None:
         """Put the set in force and the newest version of each set name back into the market

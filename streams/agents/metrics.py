@@ -198,6 +198,23 @@ class WorkerMetrics:
             "Times the producer buffer was full (the agent waited for it to drain)",
             registry=self.registry,
         )
+        self.generation = Gauge(
+            "spma_generation",
+            "The account layout the worker runs (streams/scaling/), labelled with its partitions",
+            ("partitions",),
+            registry=self.registry,
+        )
+        self.routed = Counter(
+            "spma_routed_total",
+            "Account inputs re-keyed into the generation's internal topics, by logical topic",
+            ("topic",),
+            registry=self.registry,
+        )
+        self.draining = Gauge(
+            "spma_draining",
+            "1 while the worker drains its generation for a scale (inputs paused)",
+            registry=self.registry,
+        )
 
     def add_process_metrics(self) -> None:
         """The process's CPU, memory and open files, Python's version, and the build."""

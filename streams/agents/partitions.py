@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from infra.settings import Settings
-from streams.accounts.cursor import Cursor
+from streams.accounts.cursor import CURSOR_KEY, Cursor
 from streams.accounts.outbox import Outbox
 from streams.accounts.outputs import InputRef
 from streams.accounts.portfolio import PortfolioRecord
@@ -24,9 +24,6 @@ from streams.records import MarketUpdateKind
 from streams.topics.catalog import Topic
 
 log = logging.getLogger("spma")
-
-CURSOR_KEY = "\x00cursor/{partition}"
-"""The last input rejected per topic of a partition (streams/accounts/cursor.py)."""
 
 
 class Partitions:
@@ -88,7 +85,7 @@ class Partitions:
                 handled[topic] = max(handled.get(topic, -1), offset)
         market = self.outbox.applied.get(partition, -1)
         if market >= 0:
-            handled[self.settings.topic(Topic.MARKET_BROADCAST)] = market
+            handled[self.settings.account_topic(Topic.MARKET_BROADCAST)] = market
         self.cursor.load(partition, handled)
         raw = self.table.get(CURSOR_KEY.format(partition=partition))
         self.cursor.load_rejected(partition, orjson.loads(raw) if raw else {})

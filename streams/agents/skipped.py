@@ -135,9 +135,10 @@ class SkippedInputs:
         return await asyncio.to_thread(read_range, self.settings, *tp, start, end)
 
     async def handle_all(self, tp: TopicPartition, records: list[Received]) -> None:
-        """Handle records read from the broker in order; the consumer is told they are done."""
+        """Handle records read from the broker in order (each one's table writes follow its
+        partition: a timer has no current event); the consumer is told they are done."""
         for m in records:
-            with writing_to(m.topic, m.partition):  # a repair runs in a timer: no current event
+            with writing_to(m.topic, m.partition):
                 await self.handle(Replayed(m))
         self.next[tp] = records[-1].offset + 1
         await add_gap(self.consumer(), *tp, records[0].offset, records[-1].offset)

@@ -196,7 +196,9 @@ def peers(worker: Worker, account: str) -> list[str]:
     for url, topics in worker.app.router.table_metadata(worker.table.name).items():
         for partition in topics.get(changelog, ()):
             owners[partition] = url
-    likely = [owners[p] for p in key_partitions(account, worker.settings.partitions) if p in owners]
+    likely = [
+        owners[p] for p in key_partitions(account, worker.settings.layout_partitions) if p in owners
+    ]
     ordered = dict.fromkeys([*likely, *sorted(set(owners.values()))])
     return [url for url in ordered if url != me]
 

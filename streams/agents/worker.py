@@ -16,6 +16,7 @@ from infra.settings import Settings
 from streams.agents.account_agent import AccountAgent
 from streams.agents.clock import Clock
 from streams.agents.fund_agent import FundAgent
+from streams.agents.generations import GenerationSwitch
 from streams.agents.guard import Guard
 from streams.agents.health import Health
 from streams.agents.listing_view import ListingView
@@ -45,11 +46,15 @@ class Worker:
         self.metrics = WorkerMetrics()
         self.health = Health(settings, self.metrics)
         portfolios, fund, params, quotes = TABLES
-        self.table = self.new_table(portfolios, settings.partitions)
+        self.table = self.new_table(
+            portfolios, settings.layout_partitions, settings.portfolios_changelog()
+        )
         self.fund_table = self.new_table(fund, 1)
         self.params_table = self.new_table(params, 1)
         self.quotes_table = self.new_table(quotes, settings.partitions)
         self.topics = {name: self.new_topic(name) for name in CATALOG}
+        broadcast = settings.account_topic(Topic.MARKET_BROADCAST)  # the generation's own
+        self.topics[Topic.MARKET_BROADCAST] = self.new_topic(broadcast, settings.layout_partitions)
         self.clock = Clock()
         self.sender = Sender(settings, app, codec, self.metrics)
         self.guard = Guard(settings, codec, self.topics[Topic.DLQ], self.metrics)
@@ -71,6 +76,7 @@ class Worker:
         self.skipped = SkippedInputs(  # market inputs
             settings, lambda: app.consumer, self.handle_market_input
         )
+        self.switch: GenerationSwitch | None = None  # set when the worker watches for a scale
         self.accounts = AccountAgent(
             settings,
             codec,
@@ -87,8 +93,8 @@ class Worker:
         """After a bug met on an input (streams/agents/guard.py): what it may have changed in
         memory is dropped, and read again from the table by the next input (an account
         partition's processor, the fund's state)."""
-        topic = msg.topic.removeprefix(self.settings.topic_prefix)
-        if topic in ACCOUNT_INPUTS:
+        topic = self.settings.logical_topic(msg.topic)
+        if topic in ACCOUNT_INPUTS and msg.topic == self.settings.account_topic(topic):
             self.partitions.forget({msg.partition})
         elif topic in FUND_INPUTS:
             self.fund.reset()
@@ -111,7 +117,11 @@ class Worker:
 
     async def repair_market_inputs(self) -> None:
         """Market inputs the consumer saw arrive but never handed over, read and handled
-        (streams/agents/skipped.py); not while a rebalance or a recovery is under way."""
+        (streams/agents/skipped.py); not while a rebalance or a recovery is under way, nor while
+        the worker drains for a scale (its market inputs wait, paused, for the next generation:
+        streams/agents/generations.py)."""
+        if self.switch is not None and self.switch.draining:
+            return
         tables: Any = self.app.tables  # Faust's TableManager has a recovery; its type does not
         if self.app.rebalancing or tables.recovery.in_recovery:
             self.skipped.moved.clear()
@@ -119,10 +129,10 @@ class Worker:
         topics = [self.settings.topic(t) for t in MARKET_INPUTS]
         await self.skipped.repair(consumer_ends(self.app, topics), time.monotonic())
 
-    def new_table(self, name: str, partitions: int) -> Any:
+    def new_table(self, name: str, partitions: int, changelog: str | None = None) -> Any:
         """A changelogged table of str keys and bytes values with the store's sizes and the
         changelogs' topic configuration; its changelog is named by the settings (under the
-        topic prefix), not by Faust."""
+        topic prefix; ``changelog`` when given), not by Faust."""
         return self.app.Table(
             name,
             default=None,
@@ -131,14 +141,16 @@ class Worker:
             value_type=bytes,
             options=self.settings.table_options(),
             extra_topic_configs=self.settings.changelog_topic_config(),
-            changelog_topic=self.new_changelog(name, partitions),
+            changelog_topic=self.new_changelog(
+                changelog or self.settings.changelog_topic(name), partitions
+            ),
         )
 
-    def new_changelog(self, table: str, partitions: int) -> Any:
+    def new_changelog(self, name: str, partitions: int) -> Any:
         """A table's changelog topic, as Faust's Table would make it (compacted, internal, no
-        acks awaited, a large buffer for recovery) but named ``Settings.changelog_topic``."""
+        acks awaited, a large buffer for recovery) but named by the settings."""
         return self.app.topic(
-            self.settings.changelog_topic(table),
+            name,
             key_type=str,
             value_type=bytes,
             key_serializer=self.app.conf.key_serializer,
@@ -152,22 +164,23 @@ class Worker:
             allow_empty=True,
         )
 
-    def new_topic(self, name: str) -> Any:
-        """A topic of raw bytes keys and values (the codec does the rest)."""
+    def new_topic(self, name: str, partitions: int | None = None) -> Any:
+        """A topic of raw bytes keys and values (the codec does the rest); ``name`` logical, or
+        full with its ``partitions`` (a generation's internal topic)."""
         return self.app.topic(
-            self.settings.topic(name),
+            self.settings.topic(name) if partitions is None else name,
             key_type=bytes,
             value_type=bytes,
             key_serializer="raw",
             value_serializer="raw",
-            partitions=self.settings.partitions,
+            partitions=partitions or self.settings.partitions,
             internal=False,
         )
 
     def check_progress(self) -> None:
         """Lag and stalls of the inputs (streams/agents/progress.py)."""
-        inputs = (*ACCOUNT_INPUTS, *MARKET_INPUTS, *FUND_INPUTS)
-        topics = [self.settings.topic(t) for t in inputs]
+        topics = [self.settings.account_topic(t) for t in ACCOUNT_INPUTS]
+        topics += [self.settings.topic(t) for t in (*MARKET_INPUTS, *FUND_INPUTS)]
         self.progress.check(consumer_ends(self.app, topics), time.monotonic())
 
     def forget(self, partitions: set[int]) -> None:

@@ -253,12 +253,20 @@ class Chaos:
 
     # ----- state -----------------------------------------------------------------------------
 
-    def changelog(self, app_id: str | None = None, quiet_s: float = 2.0) -> list[Received]:
+    def changelog(
+        self,
+        app_id: str | None = None,
+        quiet_s: float = 2.0,
+        layout: tuple[int, int] | None = None,
+    ) -> list[Received]:
         """Every record of an app's portfolios changelog (named by the settings after the
-        prefix and the app), read by assignment (no group join) until nothing new arrives for
-        quiet_s."""
+        prefix, the app and the ``layout``'s generation, of its partition count; generation 0
+        of the settings' partitions when not given), read by assignment (no group join) until
+        nothing new arrives for quiet_s."""
         app = app_id or self.harness.app_id
-        topic = self.settings.model_copy(update={"app_id": app}).changelog_topic("portfolios")
+        generation, count = layout or (0, self.settings.partitions)
+        named = self.settings.model_copy(update={"app_id": app})
+        topic = named.for_generation(generation, count).portfolios_changelog()
         consumer = Consumer(
             {
                 **self.settings.kafka_client_config(),
@@ -267,7 +275,7 @@ class Chaos:
                 "log_level": 3,
             }
         )
-        parts = range(self.settings.partitions)
+        parts = range(count)
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
         # Every partition up to the end the broker reports, then quiet (a busy machine can
         # stall one partition's fetch longer than the quiet period; Tansu may under-report
@@ -293,10 +301,14 @@ class Chaos:
             consumer.close()
         return found
 
-    def table(self, app_id: str | None = None) -> dict[str, PortfolioRecord]:
-        """The portfolio table as the changelog leaves it: each account's latest record."""
+    def table(
+        self, app_id: str | None = None, layout: tuple[int, int] | None = None
+    ) -> dict[str, PortfolioRecord]:
+        """The portfolio table as the changelog leaves it: each account's latest record (of a
+        generation's ``layout``, (generation, partitions), when given)."""
         latest: dict[str, PortfolioRecord] = {}
-        for m in sorted(self.changelog(app_id), key=lambda m: (m.partition, m.offset)):
+        found = self.changelog(app_id, layout=layout)
+        for m in sorted(found, key=lambda m: (m.partition, m.offset)):
             if m.key is None or m.value is None:
                 continue
             key = orjson.loads(m.key)
@@ -310,11 +322,13 @@ class Chaos:
         timeout_s: float,
         what: str,
         app_id: str | None = None,
+        layout: tuple[int, int] | None = None,
     ) -> dict[str, PortfolioRecord]:
-        """Read an app's table until a condition on it holds (bounded); the table."""
+        """Read an app's table (of a generation's ``layout``) until a condition on it holds
+        (bounded); the table."""
         deadline = time.monotonic() + timeout_s
         while True:
-            table = self.table(app_id)
+            table = self.table(app_id, layout)
             if condition(table):
                 return table
             if time.monotonic() > deadline:

@@ -145,11 +145,14 @@ def prove_from_stream(
     from streams.codec import codec_from_settings
     from streams.kafka_io import drain, flush, make_producer, produce
     from streams.records import SolvencyProof
+    from streams.scaling.control import read_layouts
 
     settings = load_settings()
+    layouts = read_layouts(settings)  # the generation in use: its changelog, its partitions
+    active = settings.for_generation(layouts.active, layouts.active_partitions)
     codec = codec_from_settings(settings)
     raw = settings.model_copy(update={"topic_prefix": ""})
-    changelog = settings.changelog_topic("portfolios")
+    changelog = active.portfolios_changelog()
     topic = settings.topic(Topic.SOLVENCY_PROOFS)
     got = drain(raw, [topic, changelog], timeout_s=60.0, quiet_s=3.0)
     roots = [
@@ -161,7 +164,8 @@ def prove_from_stream(
     ]
     leaves = leaves_from_changelog([(m.key, m.value) for m in got if m.topic == changelog])
     try:
-        proof, top = combined_proof(account, roots, leaves, settings.partitions, secret, epoch)
+        partitions = active.layout_partitions
+        proof, top = combined_proof(account, roots, leaves, partitions, secret, epoch)
     except ValueError as exc:
         fail(str(exc))
     write_proof(proof, out)

@@ -100,14 +100,19 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Each SPMA topic's partitions, replication and configs on the broker, and whether
-        they match the settings (exit 1 when any does not)."""
+        they match the settings (exit 1 when any does not); then the account layout in use
+        (streams/scaling/)."""
+        from streams.scaling.control import read_layouts
+
         settings = load_settings(bootstrap_servers=bootstrap)
         try:
             states = describe(settings)
+            layouts = read_layouts(settings)
         except Exception as exc:
             fail(f"cannot describe topics on {settings.bootstrap_servers}: {exc}")
         for state in states:
             typer.echo(describe_line(state))
+        typer.echo(layouts.summary())
         if any(state.mismatches for state in states):
             raise typer.Exit(1)
 

@@ -9,14 +9,21 @@ if its version is newer than the live one.
 
 from __future__ import annotations
 
+import os
 import socket
+import sys
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from infra.settings import Settings
 from streams.cli.commands.common import fail, load_settings
 from streams.cli.commands.params import publish_if_newer, read_params
+
+if TYPE_CHECKING:
+    from streams.scaling.control import Layouts
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 """The log levels --loglevel takes (Faust's names, any case)."""
@@ -122,23 +129,59 @@ def prepare(settings: Settings, create: bool) -> None:
 
 
 def run(settings: Settings, level: str) -> None:
-    """Start Faust's worker with the app and its logging and run it until it stops."""
+    """Start Faust's worker with the app and its logging in the deployment's active generation
+    and run it until it stops; when it stopped to switch generation (streams/scaling/), start
+    this same command again in place (exec: same process id, same arguments)."""
     import faust
 
     from streams.agents.app import create_app
     from streams.agents.logs import logging_config
     from streams.agents.private import limit_fetch_wait, make_producers_idempotent
     from streams.agents.tuning import tune_gc
+    from streams.scaling.control import Watch
 
     limit_fetch_wait(settings.fetch_max_wait_ms)
     if settings.producer_idempotence:
         make_producers_idempotent()
     tune_gc()
-    faust_app, _ = create_app(settings)
+    layouts = wait_runnable(settings)
+    settings = settings.for_generation(layouts.active, layouts.active_partitions)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # Faust makes its last level only
+    faust_app, worker = create_app(settings, Watch(settings, layouts))
     logs = logging_config(level, settings.log_format)
     runner = faust.Worker(faust_app, loglevel=level, quiet=True, logging_config=logs)
     # Faust's start-up spinner lowers the root logger to DEBUG (each record turns it), so
     # every debug call of Faust and aiokafka (several per message) built a record for
     # nothing: about 5% of a busy worker. Without it the root logger stays at `loglevel`.
     runner.spinner = None
-    runner.execute_from_commandline()
+    try:
+        runner.execute_from_commandline()
+    finally:
+        if worker.switch is not None and worker.switch.switching:
+            restart()
+
+
+def wait_runnable(settings: Settings) -> Layouts:
+    """The deployment's layouts once its active generation may run (a scale's drain or copy
+    under way: wait for its switch or its roll-back, saying so once)."""
+    from streams.scaling.control import ensure_topic, read_layouts
+
+    try:
+        ensure_topic(settings)
+        layouts = read_layouts(settings)
+    except Exception as exc:  # broker unreachable
+        fail(f"cannot read {settings.generations_topic()}: {exc}")
+    if not layouts.runnable:
+        typer.echo(f"spma: a scale is switching generation {layouts.active}: waiting", err=True)
+    while not layouts.runnable:
+        time.sleep(0.5)
+        layouts = read_layouts(settings)
+    return layouts
+
+
+def restart() -> None:
+    """Run this very command line again in this process (the next generation's worker)."""
+    typer.echo("spma: restarting the worker in the next generation", err=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
