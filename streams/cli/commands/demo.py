@@ -20,7 +20,12 @@ def register(app: typer.Typer) -> None:
     @app.command("demo")
     def demo(
         accounts: int = typer.Option(2000, min=1, help="accounts to open"),
-        partitions: int = typer.Option(4, min=1, help="partitions of the account topics"),
+        partitions: int = typer.Option(
+            1,
+            min=1,
+            help="partitions of the account topics (more than 1: the fund's figures may differ "
+            "between runs of a seed, README: Same seed, same figures)",
+        ),
         stall_window: float = typer.Option(
             60.0,
             min=1,
