@@ -43,7 +43,8 @@ def write_report(folder: Path, observer: Observer, summary: dict[str, Any]) -> P
     (folder / "worst_cases.json").write_bytes(
         orjson.dumps(worst_cases(observer), option=orjson.OPT_INDENT_2)
     )
-    counts = {**summary, "counts": dict(observer.counts), "final_states": observer.states()}
+    tallies = dict(sorted(observer.counts.items()))  # not in the order first seen: runs compare
+    counts = {**summary, "counts": tallies, "final_states": observer.states()}
     (folder / "counts.json").write_bytes(orjson.dumps(counts, option=orjson.OPT_INDENT_2))
     return folder
 
