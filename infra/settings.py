@@ -170,6 +170,13 @@ class Settings(BaseSettings):
         description="longest the account agent waits to fill a batch (it adds up to this to an "
         "input's latency when inputs are sparse)",
     )
+    commit_interval_s: float = Field(
+        2.8,
+        gt=0.0,
+        le=60.0,
+        description="how often the worker commits the offsets of the inputs it has handled "
+        "(Faust's broker_commit_interval); the demo, whose steps wait for the commit, lowers it",
+    )
     stall_after_s: float = Field(
         30.0,
         gt=0.0,

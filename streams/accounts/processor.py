@@ -352,9 +352,12 @@ class AccountProcessor:
             apply = functools.partial(self._apply_held, ts=update.ts)
             released, changed = release(self.records, self.holding, self.market, update.ts, apply)
             self.touched |= changed
-        return (
-            proofs + released + self._candidates(update.ts) + self._market_outputs(ref, update.ts)
-        )
+        outputs = self._candidates(update.ts) + self._market_outputs(ref, update.ts)
+        # The calls due again at the new event time, here rather than only on the worker's
+        # one-second timer: event time moves only with market updates, and a timer firing at
+        # some wall-clock moment between this update and the fills that follow it repeated a
+        # call or not as it happened, so the same inputs gave other calls.
+        return proofs + released + outputs + self.on_timer(self.market.as_of)
 
     def _candidates(self, ts: datetime) -> list[Output]:
         """This partition's ADL candidates for the fund's owner, once per interval of event

@@ -1,8 +1,9 @@
 """Who may use the worker's web port: it is an operator's door, not a public one.
 
 Only the worker's own views are served (any other path, Faust's debug views included, is a 404
-before any handler runs), and every view but ``/health``, ``/ready`` and ``/metrics`` asks for
-``Authorization: Bearer <SPMA_WEB_TOKEN>`` when a token is set. A worker that listens beyond
+before any handler runs), and every view but ``/health``, ``/ready``, ``/metrics`` and the risk
+console's page and its assets (they hold no data) asks for ``Authorization: Bearer
+<SPMA_WEB_TOKEN>`` when a token is set. A worker that listens beyond
 loopback must have one (``check_exposure``): an account's margin is not for anyone on the network.
 """
 
@@ -53,9 +54,11 @@ def authorized(request: web.Request, token: str) -> bool:
     return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
 
 
-def access_middleware(patterns: Collection[str], token: str | None) -> Callable[..., object]:
+def access_middleware(
+    patterns: Collection[str], token: str | None, open_paths: Collection[str] = OPEN_PATHS
+) -> Callable[..., object]:
     """An aiohttp middleware serving only routes of ``patterns`` (their canonical form, e.g.
-    '/accounts/{account}'), with the token asked for beyond ``OPEN_PATHS``."""
+    '/accounts/{account}'), with the token asked for beyond ``open_paths``."""
 
     @web.middleware
     async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -63,7 +66,7 @@ def access_middleware(patterns: Collection[str], token: str | None) -> Callable[
         pattern = resource.canonical if resource is not None else None
         if pattern not in patterns:
             return web.json_response({"error": "not found"}, status=404)
-        if token is not None and pattern not in OPEN_PATHS and not authorized(request, token):
+        if token is not None and pattern not in open_paths and not authorized(request, token):
             body = {"error": "a bearer token is required"}
             headers = {"WWW-Authenticate": "Bearer"}
             return web.json_response(body, status=401, headers=headers)
@@ -72,7 +75,12 @@ def access_middleware(patterns: Collection[str], token: str | None) -> Callable[
     return access
 
 
-def install_access(app: faust.App, settings: Settings, patterns: Collection[str]) -> None:
+def install_access(
+    app: faust.App,
+    settings: Settings,
+    patterns: Collection[str],
+    open_paths: Collection[str] = OPEN_PATHS,
+) -> None:
     """Put the access rules in front of every view of the app's web server."""
     token = settings.web_token.get_secret_value() if settings.web_token else None
-    aiohttp_app(app).middlewares.append(access_middleware(patterns, token))
+    aiohttp_app(app).middlewares.append(access_middleware(patterns, token, open_paths))

@@ -16,6 +16,7 @@ from typing import Any
 import faust
 
 from infra.settings import Settings
+from streams.agents import console
 from streams.agents.generations import GenerationSwitch
 from streams.agents.health import PROBE_EVERY_S
 from streams.agents.metrics import package_version
@@ -45,6 +46,7 @@ def new_app(settings: Settings) -> faust.App:
         topic_replication_factor=settings.replication_factor,
         broker_session_timeout=6.0,
         broker_heartbeat_interval=1.0,
+        broker_commit_interval=settings.commit_interval_s,
         consumer_auto_offset_reset="earliest",
         web_port=settings.web_port,
         web_host=settings.web_host,
@@ -79,7 +81,8 @@ def create_app(settings: Settings, watch: Watch | None = None) -> tuple[faust.Ap
     check_versions()
     app = new_app(settings)
     worker = Worker(settings, app, codec_from_settings(settings))
-    install_views(app, worker)
+    install_views(app, worker, console.VIEWS, console.OPEN)
+    console.install_console(app, worker)
     market_inputs = [settings.topic(t) for t in MARKET_INPUTS]
     account_inputs = [settings.account_topic(t) for t in ACCOUNT_INPUTS]
 
@@ -108,7 +111,9 @@ def create_app(settings: Settings, watch: Watch | None = None) -> tuple[faust.Ap
         install_switch(app, worker.switch)
 
     # Repeats follow event time (the newest input seen by the partition), so a replay or a
-    # test clock gives the same calls; with live prices event time tracks the wall clock.
+    # test clock gives the same calls; with live prices event time tracks the wall clock. A
+    # market update repeats the calls due at once (AccountProcessor.on_market); the timer finds
+    # any left (none while event time moves only with market updates).
     # faust's app.timer is an untyped decorator
     @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
     async def repeat_calls() -> None:

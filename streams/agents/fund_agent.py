@@ -16,6 +16,7 @@ from streams.agents.private import writing_to
 from streams.agents.recovery import RecoveryCheck
 from streams.agents.sender import Sender
 from streams.codec import AvroCodec
+from streams.fund.journal import FundJournal
 from streams.fund.outbox import FundOutbox
 from streams.fund.owner import FUND_KEY, FundOwner, check_fund_input
 from streams.market.state import MarketState
@@ -41,6 +42,7 @@ class FundAgent:
         self.sender = sender
         self.owner: FundOwner | None = None  # held only by the worker that reads the topic
         self.outbox = FundOutbox()
+        self.journal = FundJournal()  # the newest events and ADL orders, for the risk console
         self.event_at = 0.0  # monotonic time of the last claims-topic event read or sent
         catchup = sender.metrics.catchup.labels("insurance-fund-state")
         self.recovery = RecoveryCheck(settings, table, catchup)  # checked before it is used
@@ -97,6 +99,7 @@ class FundAgent:
         else:
             assert isinstance(value, InsuranceClaim)
             outputs = owner.on_claim(value)
+        self.journal.note(outputs)
         encoded = [self.sender.encoded(o) for o in outputs]
         self.outbox.file(msg.topic, msg.offset, encoded)
         if outputs or not isinstance(value, AdlCandidate):
@@ -128,6 +131,7 @@ class FundAgent:
         if time.monotonic() - self.event_at < quiet_s:
             return
         outputs = owner.retry(takeover=True)
+        self.journal.note(outputs)
         if outputs:
             # A timer has no current event to pick the partition: the fund's table has one.
             with writing_to(self.settings.topic(Topic.INSURANCE_CLAIMS), 0):

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import socket
 import zlib
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any, cast
 from urllib.parse import quote
@@ -51,7 +52,7 @@ from streams.accounts.processor import AccountProcessor
 from streams.accounts.status import status_record
 from streams.accounts.subaccounts import decorate, standalone_requirements
 from streams.accounts.whatif import MAX_BODY, RequestError, pre_trade_answer, what_if_answer
-from streams.agents.access import install_access
+from streams.agents.access import OPEN_PATHS, install_access
 from streams.agents.metrics import count_states
 from streams.agents.worker import Worker
 from streams.fund.owner import FUND_KEY, FundOwner
@@ -210,11 +211,24 @@ async def _ask(
     path = "/accounts/" + quote(account, safe="")  # an id is one path segment, never a path
     if action:
         path += "/" + action
+    return await ask_local(worker, url, path, body=body if action else None)
+
+
+async def ask_local(
+    worker: Worker,
+    url: str,
+    path: str,
+    timeout_s: float = FORWARD_TIMEOUT_S,
+    body: bytes | None = None,
+) -> tuple[int, bytes] | None:
+    """GET a path (already escaped) of another worker with ``?local=1``, so that it answers from
+    its own state only, and the token (a POST of ``body`` when given); its status and body, None
+    when it cannot be reached."""
     target = URL(url).with_path(path, encoded=True).with_query(local="1")
     token = worker.settings.web_token
     headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
-    timeout = aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S)
-    method = "POST" if action else "GET"
+    timeout = aiohttp.ClientTimeout(total=timeout_s)
+    method = "GET" if body is None else "POST"
     try:
         async with worker.app.http_client.request(
             method, target, headers=headers, data=body, timeout=timeout
@@ -264,10 +278,17 @@ def set_gauges(worker: Worker) -> None:
     worker.health.readiness(worker.app)
 
 
-def install_views(app: faust.App, worker: Worker) -> None:
-    """Add ``/health``, ``/ready``, ``/metrics`` and ``/accounts/{account}`` to the worker's web
-    server, and the access rules (streams/agents/access.py) in front of every view."""
-    install_access(app, worker.settings, VIEWS)
+def install_views(
+    app: faust.App,
+    worker: Worker,
+    more_views: Collection[str] = (),
+    more_open: Collection[str] = (),
+) -> None:
+    """Add ``/health``, ``/ready``, ``/metrics``, ``/accounts/{account}`` and its what-if and
+    pre-trade views to the worker's web server, and the access rules (streams/agents/access.py)
+    in front of every view: these and ``more_views`` (installed by their own modules, e.g. the
+    risk console), of which ``more_open`` need no token."""
+    install_access(app, worker.settings, (*VIEWS, *more_views), OPEN_PATHS | set(more_open))
 
     @app.page("/health", name="spma-health")
     async def health(view: View, request: Request) -> Response:

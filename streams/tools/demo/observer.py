@@ -1,9 +1,11 @@
 """What the demo watches: the engine's outputs, tallied as they arrive, and a timeline.
 
-A consumer on the output topics keeps each account's last status, counts calls, orders, fund
-events and ADL orders, follows the fund's balance and the event time the outputs have reached,
-and records a timeline point (prices, accounts by state, fund balance) whenever the scenario asks,
-for the live view and the report. It can tell how many output records it has yet to read.
+A consumer on the output topics keeps each account's last and worst status, counts calls,
+orders, fund events and ADL orders, follows the fund's balance and the event time the outputs have
+reached, and records a timeline point (prices, accounts by state, the accounts that were in each
+state since the last point, fund balance) whenever the scenario asks, for the live view and the
+report. It reads the fills topic too, for the accounts' positions (streams/tools/demo/positions.py),
+without counting fills as outputs. It can tell how many records it has yet to read.
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ from confluent_kafka import OFFSET_INVALID, TopicPartition
 from infra.settings import Settings
 from streams.codec import AvroCodec, CodecError
 from streams.kafka_io import make_consumer, received
-from streams.records import InsuranceFundEvent, MarginStatus
+from streams.records import Fill, InsuranceFundEvent, MarginStatus
+from streams.tools.demo.positions import FillLedger, row_key
 from streams.topics.catalog import Topic
 
 WATCHED = (
+    Topic.FILLS,  # for positions only: not an output
     Topic.MARGIN_STATUS,
     Topic.MARGIN_CALLS,
     Topic.LIQUIDATIONS,
@@ -43,6 +47,9 @@ class TimelinePoint:
     fund: float
     liquidations: int
     adl: int
+    entered: dict[str, int] = field(default_factory=dict)
+    """Accounts that had a status in each state since the previous point (a LIQUIDATION that a
+    fill cleared within the step shows here, not in ``states``)."""
 
 
 @dataclass
@@ -58,6 +65,8 @@ class Observer:
     records: int = 0  # output records read, decodable or not
     event_time: datetime | None = None  # the latest event time among them
     timeline: list[TimelinePoint] = field(default_factory=list)
+    ledger: FillLedger = field(default_factory=FillLedger)
+    since_mark: dict[str, set[str]] = field(default_factory=dict)  # state -> accounts
 
     def __post_init__(self) -> None:
         self.consumer = make_consumer(
@@ -93,7 +102,10 @@ class Observer:
         return left
 
     def _take(self, topic: str, value: bytes | None) -> None:
-        """Tally one output record."""
+        """Tally one output record (a fill goes to the ledger only)."""
+        if topic == Topic.FILLS:
+            self._take_fill(value)
+            return
         self.records += 1
         try:
             record = self.codec.decode(topic, value)
@@ -103,13 +115,28 @@ class Observer:
         self.counts[topic] += 1
         self._follow_event_time(topic, getattr(record, "ts", None))
         if isinstance(record, MarginStatus):  # the margin-status topic's only record
-            self.last[record.account] = record
-            worst = self.worst.get(record.account)
-            if worst is None or severity(record) < severity(worst):
-                self.worst[record.account] = record
+            self._take_status(record)
         elif isinstance(record, InsuranceFundEvent):  # the insurance-fund topic's only record
             self.fund_balance = float(record.balance_after)
             self.counts[f"fund {record.kind.value}"] += 1
+
+    def _take_fill(self, value: bytes | None) -> None:
+        """A fill for the positions' ledger (an undecodable one is the dlq's business)."""
+        try:
+            fill = self.codec.decode(Topic.FILLS, value)
+        except CodecError:
+            return
+        if isinstance(fill, Fill):
+            self.ledger.add(fill)
+
+    def _take_status(self, status: MarginStatus) -> None:
+        """An account's last and worst status, and its state since the last timeline point."""
+        key = row_key(status.account, status.sub_account)
+        self.last[key] = status
+        worst = self.worst.get(key)
+        if worst is None or severity(status) < severity(worst):
+            self.worst[key] = status
+        self.since_mark.setdefault(status.state.value, set()).add(key)
 
     def _follow_event_time(self, topic: str, ts: object) -> None:
         """Advance the outputs' event time (a dlq record's stamp may be the wall clock's)."""
@@ -132,7 +159,9 @@ class Observer:
             self.fund_balance,
             self.counts[Topic.LIQUIDATIONS],
             self.counts[Topic.ADL],
+            {state: len(accounts) for state, accounts in sorted(self.since_mark.items())},
         )
+        self.since_mark = {}
         self.timeline.append(point)
         return point
 

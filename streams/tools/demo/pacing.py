@@ -1,12 +1,13 @@
 """The demo's waits: each step goes on when the pipeline has done its part, however long it takes.
 
-The scenario moves to its next step when the workers have committed every input (so they have
-read the step's market in event time), the simulator has had no order to execute for a moment, and
-the observer has read every output already written; at the start, when every seeded account has a
-status. Nothing here counts wall-clock budgets: while it waits the pacer shows the stall detector
-what the pipeline has done (outputs read, the event time they reached, inputs left to commit,
-orders executed), and fails the run, naming the phase, what it waited for and how far it got, the
-worker's log and the report folder, only when that stopped changing or the worker died.
+The scenario moves to its next step when the workers have committed every input (so they have read
+the step's market in event time), the simulator has executed every order they sent and had none for
+a moment, and the observer has read every output already written; at the start, when every seeded
+account has a status and the seed's orders are filled. Nothing here counts wall-clock budgets: while
+it waits the pacer shows the stall detector what the pipeline has done (outputs read, the event time
+they reached, inputs left to commit, orders executed), and fails the run, naming the phase, what it
+waited for and how far it got, the worker's log and the report folder, only when that stopped
+changing or the worker died.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class Pacer:
         """Until the workers have committed every input (they start, join, recover and read)."""
         while (lag := self.loop.lag()) != 0:
             self.lag = lag
-            self.observer.poll(0.5)
+            self.observer.poll(0.1)
             self._tick(self._committing)
         self.lag = 0
 
@@ -69,7 +70,11 @@ class Pacer:
 
     def settle(self, until: datetime | None, quiet_s: float = 1.5) -> None:
         """Until the simulator has had no order for quiet_s, the workers have committed every
-        input (so their event time reached ``until``, the step's) and every output is read."""
+        input (so their event time reached ``until``, the step's), the simulator has executed
+        every order they sent, and every output is read.
+
+        The next step's prices go out only then: a fill that met the next step's market instead
+        of its own made the same seed give different liquidations and fund balances."""
         self.until = until
         quiet_since = looked = time.monotonic()
         while True:
@@ -80,7 +85,7 @@ class Pacer:
             if now - quiet_since >= quiet_s and now - looked >= LAG_EVERY_S:
                 looked = now
                 self.lag = self.loop.lag()
-                if self.lag == 0:
+                if self.lag == 0 and self.loop.orders_lag() == 0:
                     break
             self._tick(self._settling)
         self.read_outputs()

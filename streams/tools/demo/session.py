@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,9 +23,11 @@ from typing import Any
 
 from confluent_kafka import KafkaException
 
+from infra.broker import free_port
 from infra.broker_engine import Engine, start_broker
 from infra.settings import Settings
 from streams.codec import codec_from_settings
+from streams.records import Record
 from streams.tools.demo.observer import Observer, TimelinePoint
 from streams.tools.demo.pacing import Pacer
 from streams.tools.demo.report import write_report
@@ -37,6 +39,26 @@ from streams.topics.admin import create_topics
 from streams.topics.catalog import Topic
 
 LIQUIDITY_PROVIDERS = 16  # the makers of every seeded trade: each long has a short
+PARTITIONS = 1
+"""The demo's account partitions. One, so that the insurance fund reads its inputs in one order:
+with several, each partition's ADL candidates, claims and fees reach the fund's single-partition
+claims topic interleaved as the partitions happen to finish (wall-clock), and a shortfall's split
+over counterparties, hence the ADL orders, differed between runs of one seed. The worker is one
+process either way (README: Same seed, same figures)."""
+SEED = 7
+"""The exchange's default seed (accounts, sizes, oracle noise)."""
+
+
+def scenario_start(now: datetime) -> datetime:
+    """Where the scenario's event time starts: midnight UTC of the day before ``now``.
+
+    Why not ``now`` minus the scenario's length, as before: the options' time to expiry, and so
+    every option value, margin, fill and the fund's balance, then depended on the time of day a
+    run started. From midnight, every run has the same clock relative to the listed expiries (at
+    08:00 UTC, 33 and 92 days on) and to each other, at least a day in the past (no input is
+    from the future) and within the brokers' default retention (seven days)."""
+    midnight = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return midnight - timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -67,6 +89,20 @@ def _path() -> list[Leg]:
     ]
     quiet = [Leg("settle", 2, {}, 0.7, 1.3)] * 2
     return calm + crash + recovery + quiet
+
+
+def crash_path() -> list[Leg]:
+    """The crash with one step of each other phase around it: a quarter of the calm hour, the
+    crash's six steps as they are, a quarter of the recovery, one quiet step (nine steps of the
+    demo's sixteen). Every step goes out staged and settles as in the demo: the same work per
+    step, on the steps where accounts are called, liquidated, go bankrupt and meet ADL. The
+    determinism test plays it (tests/test_demo.py)."""
+    path = _path()
+    calm, crash, recovery, quiet = (
+        [leg for leg in path if leg.phase == phase]
+        for phase in ("calm", "crash", "recovery", "settle")
+    )
+    return calm[:1] + crash + recovery[:1] + quiet[:1]
 
 
 @dataclass
@@ -109,7 +145,7 @@ class Pace:
 
 def run_demo(
     accounts: int = 2000,
-    partitions: int = 4,
+    partitions: int = PARTITIONS,
     pace: Pace = Pace(),
     report_root: Path = Path("reports"),
     view: View | None = None,
@@ -117,14 +153,18 @@ def run_demo(
     bootstrap: str | None = None,
     topic_prefix: str = "spma.",
     engine: Engine | str = Engine.AUTO,
+    seed: int = SEED,
+    legs: Sequence[Leg] | None = None,
 ) -> DemoResult:
     """The whole demo (on a fresh broker of the engine unless given one), paced by the pipeline;
-    DemoFailed when it stalls or its worker dies."""
+    DemoFailed when it stalls or its worker dies. ``legs``: the scenario's steps (the demo's
+    sixteen when None; ``crash_path`` for a shorter run)."""
+    scenario = Scenario(accounts, seed, tuple(_path() if legs is None else legs))
     if bootstrap is not None:
         settings = Settings(
             bootstrap_servers=bootstrap, partitions=partitions, topic_prefix=topic_prefix
         )
-        return _session(settings, accounts, pace, report_root, view, log)
+        return _session(settings, scenario, pace, report_root, view, log)
     broker = start_broker(engine)
     try:
         name = "Apache Kafka" if broker.engine == "kafka" else "embedded Tansu"
@@ -136,14 +176,24 @@ def run_demo(
             # Tansu rejects aiokafka's idempotent producer (README: Tansu and Apache Kafka).
             producer_idempotence=broker.engine == "kafka",
         )
-        return _session(settings, accounts, pace, report_root, view, log)
+        return _session(settings, scenario, pace, report_root, view, log)
     finally:
         broker.stop()
 
 
+@dataclass(frozen=True)
+class Scenario:
+    """What the exchange is seeded with (how many accounts, the seed of its randomness) and the
+    steps played."""
+
+    accounts: int
+    seed: int = SEED
+    legs: tuple[Leg, ...] = field(default_factory=lambda: tuple(_path()))
+
+
 def _session(
     settings: Settings,
-    accounts: int,
+    scenario: Scenario,
     pace: Pace,
     report_root: Path,
     view: View | None,
@@ -155,7 +205,9 @@ def _session(
     codec = codec_from_settings(settings)
     folder = report_root / datetime.now(tz=UTC).strftime("demo-%Y%m%d-%H%M%S")
     app_id = f"spma-demo-{uuid.uuid4().hex[:8]}"
-    worker = start_worker(settings, app_id, folder / "logs")
+    web_port = free_port()
+    worker = start_worker(settings, app_id, folder / "logs", web_port)
+    log(f"risk console: http://127.0.0.1:{web_port}/console (while the demo runs)")
     observer = Observer(settings, codec)
     loop = SimulatorLoop(settings, codec, group=app_id)  # legs wait for the worker
     pacer = Pacer(
@@ -167,7 +219,7 @@ def _session(
         folder,
     )
     try:
-        ex = _play(pacer, accounts, view, log)
+        ex = _play(pacer, scenario, view, log)
         log(
             f"the pipeline's longest pause: {pacer.detector.longest_idle_s:.1f} s, in phase "
             f"{pacer.longest_pause_phase} (a stall is {pace.stall_window_s:g} s without progress)"
@@ -195,14 +247,18 @@ def _session(
     return result
 
 
-def _play(pacer: Pacer, accounts: int, view: View | None, log: Callable[[str], object]) -> Exchange:
+def _play(
+    pacer: Pacer, scenario: Scenario, view: View | None, log: Callable[[str], object]
+) -> Exchange:
     """Seed the exchange, then play the scenario leg by leg, each leg once the last settled."""
-    observer, loop, path = pacer.observer, pacer.loop, _path()
+    observer, loop, path = pacer.observer, pacer.loop, scenario.legs
     scenario_s = sum(leg.minutes for leg in path) * 60.0
     ex = Exchange(
-        datetime.now(tz=UTC).replace(microsecond=0) - timedelta(seconds=scenario_s + 900),
+        scenario_start(datetime.now(tz=UTC)),
+        seed=scenario.seed,
         liquidity_providers=LIQUIDITY_PROVIDERS,
     )
+    accounts = scenario.accounts
     _seed(ex, accounts)
     pacer.phase = "seed"
     loop.seed_first(ex.inputs)  # a fill must not meet an account before its deposit
@@ -210,19 +266,24 @@ def _play(pacer: Pacer, accounts: int, view: View | None, log: Callable[[str], o
     loop.seed_fills(ex.inputs)
     log(f"seeded {accounts:,} accounts: {len(ex.inputs):,} inputs through Kafka")
     pacer.statuses(_accounts(ex))
+    pacer.phase = "seed (liquidations)"
+    pacer.settle(loop.clock)  # the seed's orders filled at the seed's market, not the next step's
     observer.mark("open", 0.0, ex.prices)
     minute, crashing, total = 0.0, False, scenario_s / 60.0
     for leg in path:
         minute += leg.minutes
         pacer.phase = f"{leg.phase} (scenario minute {minute:g} of {total:g})"
         mark = len(ex.inputs)
+        reckless: list[tuple[str, str, Record]] = []
         if leg.phase == "crash" and not crashing:
             crashing = True
             _open_reckless(ex, accounts)
+            reckless, mark = ex.inputs[mark:], len(ex.inputs)
         ex.tick(int(leg.minutes * 60_000))
         ex.move(leg.factors, leg.depth, leg.vol)
-        loop.publish(ex.inputs[mark:])
-        pacer.settle(loop.clock)
+        _publish_market(pacer, ex.inputs[mark:])
+        if reckless:
+            _publish_accounts(pacer, reckless)
         observer.mark(leg.phase, minute, ex.prices)
         if view is not None:
             view(observer, leg.phase, minute / total, ex.prices)
@@ -240,12 +301,60 @@ def _seed(ex: Exchange, accounts: int) -> None:
 
 
 def _open_reckless(ex: Exchange, accounts: int) -> None:
-    """A few reckless longs opened just before the crash, which makes them bankrupt with their
-    positions open (the fund and ADL at work, not only the book)."""
+    """A few reckless longs (3% margin) traded on the eve of the crash, at its last price."""
     btc = ex.prices["BTC"]
     for i in range(max(3, accounts // 400)):
         ex.deposit(f"gap-{i:03d}", "USDC", 0.03 * btc)
         ex.fill(f"gap-{i:03d}", "BTC-PERPETUAL", 1.0, btc)
+
+
+MARKET_STAGES = (Topic.ORACLE_PRICES, Topic.BOOK_DEPTH, Topic.VOL_SURFACES)
+"""The order a step's market goes out in: one topic at a time, in it one underlying at a time."""
+
+
+def _publish_market(pacer: Pacer, items: list[tuple[str, str, Record]]) -> None:
+    """A step's market in stages, prices, then depth, then vols, each one underlying at a time,
+    each stage read by the workers before the next goes out; then the step settles (its orders
+    filled).
+
+    Why. The workers revalue every account on each market update and act on what they see
+    (margin calls, liquidations, the ADL candidates of the step's first update). Prices, depth
+    and vols are separate topics, and each underlying a partition of its own, with no order
+    between them: sent together, an account met the new BTC price with the old ETH one, or the
+    new prices with the old books, in whatever order the workers read them, and the same seed
+    gave other counts and fund balances on every run."""
+    for stage in market_stages(items):
+        pacer.loop.publish(stage)
+        pacer.caught_up()
+    pacer.settle(pacer.loop.clock)
+
+
+def market_stages(
+    items: list[tuple[str, str, Record]],
+) -> list[list[tuple[str, str, Record]]]:
+    """A step's inputs grouped by market topic (in ``MARKET_STAGES`` order) and, in each, by
+    underlying (the key, in the order they come); anything else last, as one stage."""
+    stages: dict[tuple[int, str], list[tuple[str, str, Record]]] = {}
+    for item in items:
+        topic, key, _ = item
+        rank = MARKET_STAGES.index(topic) if topic in MARKET_STAGES else len(MARKET_STAGES)
+        stages.setdefault((rank, key if rank < len(MARKET_STAGES) else ""), []).append(item)
+    return [stages[k] for k in sorted(stages, key=lambda k: k[0])]
+
+
+def _publish_accounts(pacer: Pacer, items: list[tuple[str, str, Record]]) -> None:
+    """New accounts' deposits, then (once the workers have them) their fills, then their orders
+    filled, each stage complete before the next.
+
+    The reckless longs go out this way after the crash's first prices have settled, as a venue's
+    late trade report would: they open BANKRUPT with their positions (the fund and ADL at work,
+    not only the book) on every run. Deposits, fills and prices are separate topics with no order
+    between them: sent together, a long's fill met its deposit, its own price or the crash's in
+    whatever order they arrived, and the same seed gave other deficits and fund balances."""
+    pacer.loop.seed_first(items)
+    pacer.caught_up()
+    pacer.loop.seed_fills(items)
+    pacer.settle(pacer.loop.clock)
 
 
 def _accounts(ex: Exchange) -> set[str]:

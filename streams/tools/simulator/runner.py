@@ -17,7 +17,15 @@ from confluent_kafka import KafkaError, KafkaException
 
 from infra.settings import Settings
 from streams.codec import AvroCodec, CodecError, codec_from_settings
-from streams.kafka_io import flush, group_lag, make_consumer, make_producer, produce, received
+from streams.kafka_io import (
+    Received,
+    flush,
+    group_lag,
+    make_consumer,
+    make_producer,
+    produce,
+    received,
+)
 from streams.records import AdlOrder, LiquidationOrder, Record
 from streams.tools.simulator.matching import MatchingEngine
 from streams.topics.catalog import Topic
@@ -52,23 +60,31 @@ class SimulatorLoop:
         self.group = group  # the workers' consumer group: pump waits for it to catch up
         self.codec = codec or codec_from_settings(settings)
         self.producer = make_producer(settings)
+        self.orders_group = f"spma-simulator-{uuid.uuid4().hex[:8]}"
         self.consumer = make_consumer(
             settings,
-            f"spma-simulator-{uuid.uuid4().hex[:8]}",
-            {"enable.auto.commit": True, "session.timeout.ms": 6000, "heartbeat.interval.ms": 1000},
+            self.orders_group,
+            # committed by step, once its fills are out: orders_lag is exact
+            {
+                "enable.auto.commit": False,
+                "session.timeout.ms": 6000,
+                "heartbeat.interval.ms": 1000,
+            },
         )
         self.consumer.subscribe([settings.topic(t) for t in ORDER_TOPICS])
         self.engine = MatchingEngine()
         self.clock: datetime | None = None
         self.stats: Counter[str] = Counter()
+        self.held: list[Received] = []  # ADL orders waiting for the workers (see step)
 
-    def publish(self, items: list[tuple[str, str, Record]]) -> None:
-        """Produce inputs (following market records and the event clock) and wait for acks."""
+    def publish(self, items: list[tuple[str, str, Record]], follow: bool = True) -> None:
+        """Produce inputs (following market records and, unless ``follow`` is off, the event
+        clock) and wait for acks."""
         for n, (topic, key, record) in enumerate(items):
             if topic in MARKET_TOPICS:
                 self.engine.on_market(record, f"sim:{topic}:{n}")
             ts = getattr(record, "ts", None)
-            if ts is not None and (self.clock is None or ts > self.clock):
+            if follow and ts is not None and (self.clock is None or ts > self.clock):
                 self.clock = ts
             produce(self.producer, self.codec, self.settings, topic, key, record)
         flush(self.producer)
@@ -108,7 +124,7 @@ class SimulatorLoop:
             got = self.step()
             if not got:
                 if time.monotonic() - last >= quiet_s:
-                    if self._caught_up():
+                    if self._caught_up() and not self.held:
                         break
                     last = time.monotonic() - quiet_s + 1.0  # look again in a second
                 continue
@@ -118,15 +134,32 @@ class SimulatorLoop:
 
     def step(self, timeout_s: float = 0.3) -> int:
         """Execute the orders that arrive within one consume of up to timeout_s and publish
-        their fills; how many orders came (0: none, the loop is quiet for now)."""
+        their fills; how many orders were executed (0: none, the loop is quiet for now).
+
+        ADL orders wait (``held``) until the workers have committed every input: the fund sends
+        a claim's payout to the bankrupt account with its ADL orders, and the payout, a transfer,
+        must reach the account before the ADL fills do. Arriving in either order, they made the
+        account's statuses, and what followed from them, differ between runs of the same seed."""
         msgs = [m for m in self.consumer.consume(500, timeout=timeout_s) if m.error() is None]
-        if not msgs:
-            return 0
+        orders = list(map(received, msgs))
+        self.held += [m for m in orders if m.topic == self.settings.topic(Topic.ADL)]
+        ready = [m for m in orders if m.topic != self.settings.topic(Topic.ADL)]
+        if self.held and self.lag() == 0:
+            ready, self.held = ready + self.held, []
         fills = []
-        for msg in map(received, msgs):
+        for msg in ready:
             fills += self._execute(msg.topic, msg.value)
-        self.publish(fills)
-        return len(msgs)
+        self.publish(fills, follow=False)  # the clock is the scenario's: see _fill_time
+        if msgs:
+            self.consumer.commit(asynchronous=False)  # orders_lag counts from what is committed
+        return len(ready)
+
+    def orders_lag(self) -> int | None:
+        """Orders on the order topics the simulator has yet to execute (its fills published and
+        the orders committed after each step, held ones counted); None while the broker cannot
+        tell yet."""
+        lag = self._group_lag(self.orders_group, ORDER_TOPICS)
+        return None if lag is None else lag + len(self.held)
 
     def _caught_up(self) -> bool:
         """True when the workers' group has committed every input (or no group is known)."""
@@ -137,8 +170,13 @@ class SimulatorLoop:
         the broker cannot tell yet (its group coordinator is being elected or loaded)."""
         if self.group is None:
             return 0
+        return self._group_lag(self.group, WORKER_INPUTS)
+
+    def _group_lag(self, group: str, topics: tuple[str, ...]) -> int | None:
+        """What a consumer group has yet to commit of some topics; None while the broker cannot
+        tell yet (its group coordinator is being elected or loaded)."""
         try:
-            return group_lag(self.settings, self.group, WORKER_INPUTS)
+            return group_lag(self.settings, group, topics)
         except KafkaException as exc:
             # A broker that has just started may still be electing the group's coordinator
             # (Apache Kafka answers NOT_COORDINATOR until __consumer_offsets is ready).
@@ -149,6 +187,14 @@ class SimulatorLoop:
                 return None
             raise
 
+    def _fill_time(self, ordered: datetime) -> datetime:
+        """A fill's event time: a millisecond after its order, or after the last input the
+        scenario published when that is later. Never the order of arrival: orders come from
+        several partitions in whatever order the broker delivers them, and a clock that counted
+        them made the same order's fill time, and what followed from it, differ between runs."""
+        latest = ordered if self.clock is None else max(ordered, self.clock)
+        return latest + timedelta(milliseconds=1)
+
     def _execute(self, topic: str, value: bytes | None) -> list[tuple[str, str, Record]]:
         """The fills of one order message (none for an undecodable one, counted)."""
         logical = topic.removeprefix(self.settings.topic_prefix)
@@ -157,14 +203,12 @@ class SimulatorLoop:
         except CodecError:
             self.stats["bad_orders"] += 1
             return []
-        ts = (self.clock or datetime.now().astimezone()) + timedelta(milliseconds=1)
-        self.clock = ts
         if isinstance(order, LiquidationOrder):
-            execution = self.engine.execute_liquidation(order, ts)
+            execution = self.engine.execute_liquidation(order, self._fill_time(order.ts))
             self.stats["liquidation_orders"] += 1
         else:
             assert isinstance(order, AdlOrder)
-            execution = self.engine.execute_adl(order, ts)
+            execution = self.engine.execute_adl(order, self._fill_time(order.ts))
             self.stats["adl_orders"] += 1
         self.stats["fills"] += len(execution.fills)  # a tally: a plain str key (counts.json)
         return [(Topic.FILLS, f.account, f) for f in execution.fills]
