@@ -8,6 +8,7 @@ worker's guard (streams/agents/guard.py), which sends rejected inputs to the dlq
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterable
@@ -121,6 +122,7 @@ def create_app(settings: Settings, watch: Watch | None = None) -> tuple[faust.Ap
 
     @app.timer(interval=5.0)  # type: ignore[untyped-decorator]  # as above
     async def check_progress() -> None:
+        await worker.ask_broker_ends()
         worker.check_progress()
 
     @app.timer(interval=1.0)  # type: ignore[untyped-decorator]  # as above
@@ -201,6 +203,7 @@ def install_lifecycle(app: faust.App, worker: Worker) -> None:
     async def stopping(sender: Any, **_: Any) -> None:
         log.info("stopping (group %s)", worker.settings.app_id)
         worker.watchdog.stop()
+        await asyncio.to_thread(worker.broker_ends.close)
 
 
 def start_line(settings: Settings, app: faust.App) -> str:

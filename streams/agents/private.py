@@ -223,6 +223,12 @@ def _acknowledge(consumer: Any, tp: TP, offset: int) -> None:
         consumer._n_acked += 1
 
 
+def assigned(app: Any, topics: Iterable[str]) -> list[tuple[str, int]]:
+    """The partitions this worker holds (actively) of some full topic names."""
+    names = set(topics)
+    return [(tp.topic, tp.partition) for tp in app.assignor.assigned_actives() if tp.topic in names]
+
+
 def consumer_ends(app: Any, topics: Iterable[str]) -> dict[tuple[str, int], int]:
     """The end offset (high watermark) the consumer last saw of each partition it holds of some
     full topic names (partitions whose end it has not seen yet are left out)."""

@@ -7,6 +7,7 @@ Every table write follows the event's partition (streams/agents/private.py, ``wr
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -14,6 +15,7 @@ import faust
 
 from infra.settings import Settings
 from streams.agents.account_agent import AccountAgent
+from streams.agents.broker_ends import BrokerEnds
 from streams.agents.clock import Clock
 from streams.agents.fund_agent import FundAgent
 from streams.agents.generations import GenerationSwitch
@@ -23,7 +25,7 @@ from streams.agents.listing_view import ListingView
 from streams.agents.market_agent import MarketAgent
 from streams.agents.metrics import WorkerMetrics
 from streams.agents.partitions import Partitions
-from streams.agents.private import consumer_ends
+from streams.agents.private import assigned, consumer_ends
 from streams.agents.progress import Progress
 from streams.agents.sender import Sender
 from streams.agents.skipped import SkippedInputs
@@ -64,6 +66,8 @@ class Worker:
         self.progress = Progress(
             self.partitions.cursor, self.metrics, settings.stall_after_s, format_task_stacks
         )
+        self.broker_ends = BrokerEnds(settings)  # ends the consumer has not seen (progress)
+        self.reported_ends: dict[tuple[str, int], int] = {}  # the broker's last answer
         self.watchdog = LoopWatchdog(
             settings.loop_blocked_after_s, self.metrics.loop_blocked.observe
         )
@@ -183,11 +187,29 @@ class Worker:
             internal=False,
         )
 
-    def check_progress(self) -> None:
-        """Lag and stalls of the inputs (streams/agents/progress.py)."""
+    def input_topics(self) -> list[str]:
+        """The full names of every input topic (account, market and fund inputs)."""
         topics = [self.settings.account_topic(t) for t in ACCOUNT_INPUTS]
-        topics += [self.settings.topic(t) for t in (*MARKET_INPUTS, *FUND_INPUTS)]
-        self.progress.check(consumer_ends(self.app, topics), time.monotonic())
+        return topics + [self.settings.topic(t) for t in (*MARKET_INPUTS, *FUND_INPUTS)]
+
+    def check_progress(self) -> None:
+        """Lag and stalls of the inputs (streams/agents/progress.py): each partition's end as
+        its consumer last saw it, or, where it has seen none, as the broker last reported it."""
+        topics = self.input_topics()
+        held = set(assigned(self.app, topics))
+        ends = {tp: end for tp, end in self.reported_ends.items() if tp in held}
+        ends.update(consumer_ends(self.app, topics))
+        self.progress.check(ends, time.monotonic())
+
+    async def ask_broker_ends(self) -> None:
+        """Ask the broker for the ends of the held input partitions whose end the consumer has
+        not seen (it never fetched them since its assignment)."""
+        topics = self.input_topics()
+        seen = consumer_ends(self.app, topics)
+        unseen = [tp for tp in assigned(self.app, topics) if tp not in seen]
+        self.reported_ends = (
+            await asyncio.to_thread(self.broker_ends.ends, unseen) if unseen else {}
+        )
 
     def forget(self, partitions: set[int]) -> None:
         """After a rebalance: drop the partitions' processors and the single owners' state
