@@ -25,10 +25,17 @@ from streams.agents.listing_view import ListingView
 from streams.agents.market_agent import MarketAgent
 from streams.agents.metrics import WorkerMetrics
 from streams.agents.partitions import Partitions
-from streams.agents.private import assigned, consumer_ends
+from streams.agents.private import (
+    assigned,
+    committed_offset,
+    consumer_ends,
+    fetch_view,
+    resume_fetching,
+)
 from streams.agents.progress import Progress
 from streams.agents.sender import Sender
 from streams.agents.skipped import SkippedInputs
+from streams.agents.unfetched import Unfetched
 from streams.agents.watchdog import LoopWatchdog, format_task_stacks
 from streams.codec import AvroCodec
 from streams.market.state import MarketState
@@ -68,6 +75,7 @@ class Worker:
         )
         self.broker_ends = BrokerEnds(settings)  # ends the consumer has not seen (progress)
         self.reported_ends: dict[tuple[str, int], int] = {}  # the broker's last answer
+        self.unfetched = Unfetched()  # held partitions never fetched: resumed
         self.watchdog = LoopWatchdog(
             settings.loop_blocked_after_s, self.metrics.loop_blocked.observe
         )
@@ -137,7 +145,9 @@ class Worker:
             self.skipped.moved.clear()
             return
         topics = [self.settings.topic(t) for t in MARKET_INPUTS]
-        await self.skipped.repair(consumer_ends(self.app, topics), time.monotonic())
+        unseen = {tp: end for tp, end in self.reported_ends.items() if tp[0] in topics}
+        ends = {**unseen, **consumer_ends(self.app, topics)}  # never fetched: the broker's end
+        await self.skipped.repair(ends, time.monotonic())
 
     def new_table(self, name: str, partitions: int, changelog: str | None = None) -> Any:
         """A changelogged table of str keys and bytes values with the store's sizes and the
@@ -203,13 +213,27 @@ class Worker:
 
     async def ask_broker_ends(self) -> None:
         """Ask the broker for the ends of the held input partitions whose end the consumer has
-        not seen (it never fetched them since its assignment)."""
+        not seen (it never fetched them since its assignment); resume the fetch of those that
+        hold records and stayed unfetched too long (streams/agents/unfetched.py)."""
         topics = self.input_topics()
         seen = consumer_ends(self.app, topics)
-        unseen = [tp for tp in assigned(self.app, topics) if tp not in seen]
+        held = assigned(self.app, topics)
+        unseen = [tp for tp in held if tp not in seen]
         self.reported_ends = (
             await asyncio.to_thread(self.broker_ends.ends, unseen) if unseen else {}
         )
+        tables: Any = self.app.tables  # Faust's TableManager has a recovery; its type does not
+        if self.app.rebalancing or tables.recovery.in_recovery:
+            self.unfetched.since.clear()
+            return
+        starts = {tp: committed_offset(self.app.consumer, *tp) or 0 for tp in unseen}
+        due = self.unfetched.due(held, seen, self.reported_ends, starts, time.monotonic())
+        for tp in due:
+            self.unfetched.report(
+                tp, self.reported_ends[tp] - starts[tp], fetch_view(self.app, *tp)
+            )
+        if due:
+            resume_fetching(self.app, due)
 
     def forget(self, partitions: set[int]) -> None:
         """After a rebalance: drop the partitions' processors and the single owners' state
@@ -217,6 +241,8 @@ class Worker:
         self.partitions.forget(partitions)
         self.accounts.recovery.forget(partitions)
         self.progress.forget(partitions)
+        self.unfetched.forget()
+        self.reported_ends = {}
         self.fund.reset()
         self.markets.reset()
         self.skipped.forget()
