@@ -223,7 +223,8 @@ class Worker:
             await asyncio.to_thread(self.broker_ends.ends, unseen) if unseen else {}
         )
         tables: Any = self.app.tables  # Faust's TableManager has a recovery; its type does not
-        if self.app.rebalancing or tables.recovery.in_recovery:
+        draining = self.switch is not None and self.switch.draining  # pauses inputs on purpose
+        if draining or self.app.rebalancing or tables.recovery.in_recovery:
             self.unfetched.since.clear()
             return
         starts = {tp: committed_offset(self.app.consumer, *tp) or 0 for tp in unseen}
