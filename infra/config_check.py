@@ -28,6 +28,7 @@ EXTRA_VARIABLES = frozenset(
         "SPMA_TEST_BROKER",  # tests: kafka or tansu (tests/conftest.py)
         "SPMA_TEST_DOCKER",  # tests: 0 skips testcontainers (tests/conftest.py)
         "SPMA_TEST_DEMO_CLI",  # tests: run `spma demo` on Kafka too (tests/test_demo.py)
+        "SPMA_TEST_BROWSER",  # tests: 1 fails the console's test without Chromium (.ci/run)
         "SPMA_FAULTS_LOGLEVEL",  # tests: the fault tests' workers (tests/faults/chaos.py)
         "SPMA_LOOP_ACCOUNTS",  # tests: accounts of the crash loop (tests/loop/test_crash_loop.py)
     }

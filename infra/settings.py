@@ -184,6 +184,13 @@ class Settings(BaseSettings):
         description="how long an account input partition may have records waiting with none "
         "handled before the worker reports it stalled (a warning and spma_partition_stalled)",
     )
+    loop_blocked_after_s: float = Field(
+        10.0,
+        gt=0.0,
+        le=3600.0,
+        description="how long a worker's event loop may go without running before its watchdog "
+        "logs it blocked, once, with every thread's stack (and once more when it runs again)",
+    )
     fund_takeover_quiet_s: float = Field(
         5.0,
         gt=0.0,

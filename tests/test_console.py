@@ -46,8 +46,8 @@ def chromium() -> str | None:
 def deployment(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """Two workers with a token, the demo's exchange seeded, a crash played, orders filled."""
     if chromium() is None:
-        if os.environ.get("SPMA_REQUIRE_BROWSER"):  # CI: the browser test must run
-            pytest.fail("no Chromium and SPMA_REQUIRE_BROWSER is set (.ci/run installs it)")
+        if os.environ.get("SPMA_TEST_BROWSER"):  # CI: the browser test must run
+            pytest.fail("no Chromium and SPMA_TEST_BROWSER is set (.ci/run installs it)")
         pytest.skip("no Chromium: `apt-get install chromium` (.ci/run installs it)")
     logs = tmp_path_factory.mktemp("console")
     env = {"SPMA_WEB_TOKEN": TOKEN}

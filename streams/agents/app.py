@@ -8,6 +8,7 @@ worker's guard (streams/agents/guard.py), which sends rejected inputs to the dlq
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterable
@@ -121,6 +122,7 @@ def create_app(settings: Settings, watch: Watch | None = None) -> tuple[faust.Ap
 
     @app.timer(interval=5.0)  # type: ignore[untyped-decorator]  # as above
     async def check_progress() -> None:
+        await worker.ask_broker_ends()
         worker.check_progress()
 
     @app.timer(interval=1.0)  # type: ignore[untyped-decorator]  # as above
@@ -173,7 +175,7 @@ def install_switch(app: faust.App, switch: GenerationSwitch) -> None:
 
 def install_lifecycle(app: faust.App, worker: Worker) -> None:
     """The rebalance hooks (state forgotten, readiness and rebalance metrics) and the worker's
-    start, assignment and stop lines."""
+    start, assignment and stop lines, and the event loop's watchdog from start to stop."""
 
     # mode's SignalHandlerT does not admit a coroutine function's type (it calls and awaits it)
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
@@ -194,11 +196,14 @@ def install_lifecycle(app: faust.App, worker: Worker) -> None:
 
     @app.task  # type: ignore[untyped-decorator]  # Faust's task decorator is untyped
     async def started() -> None:
+        worker.watchdog.start()  # on the running loop
         log.info("started %s", start_line(worker.settings, app))
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]  # as above
     async def stopping(sender: Any, **_: Any) -> None:
         log.info("stopping (group %s)", worker.settings.app_id)
+        worker.watchdog.stop()
+        await asyncio.to_thread(worker.broker_ends.close)
 
 
 def start_line(settings: Settings, app: faust.App) -> str:

@@ -35,6 +35,8 @@ Names:
 - ``spma_ready``: 1 when ``/ready`` answers 200 (streams/agents/health.py);
 - ``spma_producer_buffer_messages``, ``spma_producer_buffer_full_total``: table writes waiting
   in Faust's producer buffer, and the times it was full (the agent then waits for it to drain);
+- ``spma_event_loop_blocked_seconds``: how late the event loop's watchdog tick (every second)
+  ran, the time the loop was blocked by a synchronous call (streams/agents/watchdog.py);
 - ``spma_build_info{version, python, faust}``, and prometheus-client's ``process_*`` (CPU, RSS,
   open files) and ``python_info``.
 """
@@ -64,6 +66,7 @@ from streams.topics.catalog import Topic
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000)
+LOOP_BLOCKED_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 REBALANCE_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 OUTCOMES = ("applied", "duplicate", "conflated", "dlq")
 
@@ -208,6 +211,13 @@ class WorkerMetrics:
             "spma_routed_total",
             "Account inputs re-keyed into the generation's internal topics, by logical topic",
             ("topic",),
+            registry=self.registry,
+        )
+        self.loop_blocked = Histogram(
+            "spma_event_loop_blocked_seconds",
+            "How late the event loop's watchdog tick (every second) ran: the time the loop was "
+            "blocked",
+            buckets=LOOP_BLOCKED_BUCKETS,
             registry=self.registry,
         )
         self.draining = Gauge(

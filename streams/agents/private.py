@@ -223,6 +223,12 @@ def _acknowledge(consumer: Any, tp: TP, offset: int) -> None:
         consumer._n_acked += 1
 
 
+def assigned(app: Any, topics: Iterable[str]) -> list[tuple[str, int]]:
+    """The partitions this worker holds (actively) of some full topic names."""
+    names = set(topics)
+    return [(tp.topic, tp.partition) for tp in app.assignor.assigned_actives() if tp.topic in names]
+
+
 def consumer_ends(app: Any, topics: Iterable[str]) -> dict[tuple[str, int], int]:
     """The end offset (high watermark) the consumer last saw of each partition it holds of some
     full topic names (partitions whose end it has not seen yet are left out)."""
@@ -234,3 +240,30 @@ def consumer_ends(app: Any, topics: Iterable[str]) -> dict[tuple[str, int], int]
             if isinstance(end, int) and end >= 0:
                 ends[tp.topic, tp.partition] = end
     return ends
+
+
+def fetch_view(app: Any, topic: str, partition: int) -> str:
+    """How Faust's consumer sees a partition's fetching (whether it is in the active set it
+    fetches, paused, or out while its stream's buffer is full), for a log line."""
+    consumer = app.consumer
+    tp = TP(topic, partition)
+    sets = {
+        "active": getattr(consumer, "_active_partitions", None),
+        "paused": getattr(consumer, "_paused_partitions", None),
+        "buffer full": getattr(consumer, "_buffered_partitions", None),
+    }
+    if any(v is None for v in sets.values()):
+        return "faust changed: its Consumer has no _active_partitions (streams/agents/private.py)"
+    return ", ".join(
+        f"{name}: {'yes' if tp in (tps or ()) else 'no'}" for name, tps in sets.items()
+    )
+
+
+def resume_fetching(app: Any, partitions: Iterable[tuple[str, int]]) -> None:
+    """Put partitions back in the set Faust's consumer fetches (and out of its paused and
+    buffer-full sets), as Faust does after a recovery."""
+    tps = {TP(topic, partition) for topic, partition in partitions}
+    app.consumer.resume_partitions(tps)
+    buffered = getattr(app.consumer, "_buffered_partitions", None)
+    if buffered is not None:
+        buffered.difference_update(tps)

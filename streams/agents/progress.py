@@ -3,13 +3,15 @@ and fund inputs), the records behind the end its consumer last saw (the lag) and
 records wait and none has been handled for ``stall_after_s``. A stall is logged once when it
 starts and once when it ends, and shown in ``spma_partition_stalled``; the lag in
 ``spma_consumer_lag``. The next offset to handle comes from the account partitions' cursor and
-from the offsets the market and fund agents handled."""
+from the offsets the market and fund agents handled. A stall's start carries the asyncio tasks'
+stacks when the worker passes a formatter of them (streams/agents/watchdog.py), so that a
+stalled agent shows where it waits (the first to start in a check only: one dump a check)."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from streams.accounts.cursor import Cursor
 from streams.agents.metrics import WorkerMetrics
@@ -22,8 +24,16 @@ TopicPartition = tuple[str, int]
 class Progress:
     """Watches the next offset to handle of each input partition against its end."""
 
-    def __init__(self, cursor: Cursor, metrics: WorkerMetrics, stall_after_s: float) -> None:
+    def __init__(
+        self,
+        cursor: Cursor,
+        metrics: WorkerMetrics,
+        stall_after_s: float,
+        task_stacks: Callable[[], str] | None = None,
+    ) -> None:
         self.cursor = cursor
+        self.task_stacks = task_stacks  # the asyncio tasks' stacks, for a stall's start
+        self.stacks_due = False  # whether a stall's start in this check should carry them
         self.handled: dict[TopicPartition, int] = {}  # market and fund inputs: the next offset
         self.metrics = metrics
         self.stall_after_s = stall_after_s
@@ -32,6 +42,7 @@ class Progress:
 
     def check(self, ends: Mapping[TopicPartition, int], now: float) -> None:
         """Update lag and stalls from each partition's end offset (``now``: monotonic)."""
+        self.stacks_due = self.task_stacks is not None  # once a check, however many stall
         for tp, end in ends.items():
             nxt = self.cursor.next.get(tp, self.handled.get(tp))
             if nxt is None:  # nothing handled since the assignment yet: measured from then
@@ -51,16 +62,24 @@ class Progress:
         if stalled and tp not in self.stalled:
             self.stalled.add(tp)
             log.warning(
-                "%s:%s stalled: %s records waiting, none handled for %.0f s",
+                "%s:%s stalled: %s records waiting, none handled for %.0f s%s",
                 topic,
                 partition,
                 behind,
                 idle_s,
+                self.stacks(),
             )
         elif not stalled and tp in self.stalled:
             self.stalled.discard(tp)
             log.warning("%s:%s moving again", topic, partition)
         self.metrics.stalled.labels(topic, str(partition)).set(1 if stalled else 0)
+
+    def stacks(self) -> str:
+        """The asyncio tasks' stacks for the first stall to start in a check ('' for others)."""
+        if not self.stacks_due or self.task_stacks is None:
+            return ""
+        self.stacks_due = False
+        return "\n" + self.task_stacks()
 
     def done(self, topic: str, partition: int, offset: int) -> None:
         """A market or fund input was handled (account inputs are the cursor's)."""

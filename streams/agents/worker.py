@@ -7,6 +7,7 @@ Every table write follows the event's partition (streams/agents/private.py, ``wr
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -14,6 +15,7 @@ import faust
 
 from infra.settings import Settings
 from streams.agents.account_agent import AccountAgent
+from streams.agents.broker_ends import BrokerEnds
 from streams.agents.clock import Clock
 from streams.agents.fund_agent import FundAgent
 from streams.agents.generations import GenerationSwitch
@@ -23,10 +25,18 @@ from streams.agents.listing_view import ListingView
 from streams.agents.market_agent import MarketAgent
 from streams.agents.metrics import WorkerMetrics
 from streams.agents.partitions import Partitions
-from streams.agents.private import consumer_ends
+from streams.agents.private import (
+    assigned,
+    committed_offset,
+    consumer_ends,
+    fetch_view,
+    resume_fetching,
+)
 from streams.agents.progress import Progress
 from streams.agents.sender import Sender
 from streams.agents.skipped import SkippedInputs
+from streams.agents.unfetched import Unfetched
+from streams.agents.watchdog import LoopWatchdog, format_task_stacks
 from streams.codec import AvroCodec
 from streams.market.state import MarketState
 from streams.topics.catalog import ACCOUNT_INPUTS, CATALOG, FUND_INPUTS, MARKET_INPUTS, Topic
@@ -60,7 +70,15 @@ class Worker:
         self.guard = Guard(settings, codec, self.topics[Topic.DLQ], self.metrics)
         self.guard.on_internal_error = self.on_internal_error
         self.partitions = Partitions(settings, self.table)
-        self.progress = Progress(self.partitions.cursor, self.metrics, settings.stall_after_s)
+        self.progress = Progress(
+            self.partitions.cursor, self.metrics, settings.stall_after_s, format_task_stacks
+        )
+        self.broker_ends = BrokerEnds(settings)  # ends the consumer has not seen (progress)
+        self.reported_ends: dict[tuple[str, int], int] = {}  # the broker's last answer
+        self.unfetched = Unfetched()  # held partitions never fetched: resumed
+        self.watchdog = LoopWatchdog(
+            settings.loop_blocked_after_s, self.metrics.loop_blocked.observe
+        )
         self.fund = FundAgent(settings, codec, self.market, self.fund_table, self.sender)
         self.markets = MarketAgent(
             settings,
@@ -127,7 +145,9 @@ class Worker:
             self.skipped.moved.clear()
             return
         topics = [self.settings.topic(t) for t in MARKET_INPUTS]
-        await self.skipped.repair(consumer_ends(self.app, topics), time.monotonic())
+        unseen = {tp: end for tp, end in self.reported_ends.items() if tp[0] in topics}
+        ends = {**unseen, **consumer_ends(self.app, topics)}  # never fetched: the broker's end
+        await self.skipped.repair(ends, time.monotonic())
 
     def new_table(self, name: str, partitions: int, changelog: str | None = None) -> Any:
         """A changelogged table of str keys and bytes values with the store's sizes and the
@@ -177,11 +197,44 @@ class Worker:
             internal=False,
         )
 
-    def check_progress(self) -> None:
-        """Lag and stalls of the inputs (streams/agents/progress.py)."""
+    def input_topics(self) -> list[str]:
+        """The full names of every input topic (account, market and fund inputs)."""
         topics = [self.settings.account_topic(t) for t in ACCOUNT_INPUTS]
-        topics += [self.settings.topic(t) for t in (*MARKET_INPUTS, *FUND_INPUTS)]
-        self.progress.check(consumer_ends(self.app, topics), time.monotonic())
+        return topics + [self.settings.topic(t) for t in (*MARKET_INPUTS, *FUND_INPUTS)]
+
+    def check_progress(self) -> None:
+        """Lag and stalls of the inputs (streams/agents/progress.py): each partition's end as
+        its consumer last saw it, or, where it has seen none, as the broker last reported it."""
+        topics = self.input_topics()
+        held = set(assigned(self.app, topics))
+        ends = {tp: end for tp, end in self.reported_ends.items() if tp in held}
+        ends.update(consumer_ends(self.app, topics))
+        self.progress.check(ends, time.monotonic())
+
+    async def ask_broker_ends(self) -> None:
+        """Ask the broker for the ends of the held input partitions whose end the consumer has
+        not seen (it never fetched them since its assignment); resume the fetch of those that
+        hold records and stayed unfetched too long (streams/agents/unfetched.py)."""
+        topics = self.input_topics()
+        seen = consumer_ends(self.app, topics)
+        held = assigned(self.app, topics)
+        unseen = [tp for tp in held if tp not in seen]
+        self.reported_ends = (
+            await asyncio.to_thread(self.broker_ends.ends, unseen) if unseen else {}
+        )
+        tables: Any = self.app.tables  # Faust's TableManager has a recovery; its type does not
+        draining = self.switch is not None and self.switch.draining  # pauses inputs on purpose
+        if draining or self.app.rebalancing or tables.recovery.in_recovery:
+            self.unfetched.since.clear()
+            return
+        starts = {tp: committed_offset(self.app.consumer, *tp) or 0 for tp in unseen}
+        due = self.unfetched.due(held, seen, self.reported_ends, starts, time.monotonic())
+        for tp in due:
+            self.unfetched.report(
+                tp, self.reported_ends[tp] - starts[tp], fetch_view(self.app, *tp)
+            )
+        if due:
+            resume_fetching(self.app, due)
 
     def forget(self, partitions: set[int]) -> None:
         """After a rebalance: drop the partitions' processors and the single owners' state
@@ -189,6 +242,8 @@ class Worker:
         self.partitions.forget(partitions)
         self.accounts.recovery.forget(partitions)
         self.progress.forget(partitions)
+        self.unfetched.forget()
+        self.reported_ends = {}
         self.fund.reset()
         self.markets.reset()
         self.skipped.forget()

@@ -3,6 +3,7 @@ once when records wait and nothing moves for ``stall_after_s``, and once more wh
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -10,8 +11,10 @@ import pytest
 from streams.accounts.cursor import Cursor
 from streams.agents.metrics import WorkerMetrics
 from streams.agents.progress import Progress
+from streams.agents.watchdog import format_task_stacks
 
 TP = ("spma.fills", 3)
+OTHER = ("spma.fills", 4)
 
 
 def _gauge(metrics: WorkerMetrics, name: str) -> float:
@@ -65,3 +68,27 @@ def test_market_inputs_count_and_a_lost_partition_takes_its_series_along() -> No
     for name in ("spma_consumer_lag", "spma_partition_stalled"):
         assert metrics.registry.get_sample_value(name, labels) is None
         assert metrics.registry.get_sample_value(name, {"topic": TP[0], "partition": "3"}) is None
+
+
+async def stalls_checked_on_the_loop(progress: Progress, cursor: Cursor) -> None:
+    """Two partitions' stalls and two more checks of them, on a running loop (as the worker's
+    timer)."""
+    cursor.handled(*TP, 99)
+    cursor.handled(*OTHER, 9)
+    for now in (0.0, 31.0, 40.0):
+        progress.check({TP: 150, OTHER: 20}, now=now)
+
+
+def test_a_stall_start_carries_the_asyncio_tasks_stacks_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    cursor, metrics = Cursor(), WorkerMetrics()
+    progress = Progress(cursor, metrics, stall_after_s=30.0, task_stacks=format_task_stacks)
+    caplog.set_level(logging.WARNING, logger="spma")
+    asyncio.run(stalls_checked_on_the_loop(progress, cursor))
+    stalls = [r.getMessage() for r in caplog.records if "stalled" in r.getMessage()]
+    assert len(stalls) == 2
+    first, _, tasks = stalls[0].partition("\n")
+    assert first == "spma.fills:3 stalled: 50 records waiting, none handled for 31 s"
+    assert tasks.startswith("asyncio tasks: 1") and "stalls_checked_on_the_loop" in tasks
+    assert stalls[1] == "spma.fills:4 stalled: 10 records waiting, none handled for 31 s"
