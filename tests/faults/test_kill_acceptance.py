@@ -94,11 +94,22 @@ class Run:
         return [c for c in self.decoded["insurance-claims"] if isinstance(c, r.InsuranceClaim)]
 
     def last_statuses(self) -> dict[str, r.MarginStatus]:
-        """Each account's last margin-status (the topic is keyed by account: offset order)."""
-        last: dict[str, r.MarginStatus] = {}
-        for s in self.decoded["margin-status"]:
+        """Each account's last margin-status (the topic is keyed by account: offset order), as
+        a consumer that drops a copy by its id sees it."""
+        return _last_statuses(self.decoded["margin-status"])
+
+
+def _last_statuses(statuses: list[Any]) -> dict[str, Any]:
+    """Each account's last status, copies left out: a status sent again after a kill (a
+    replayed input's stored outputs, same id and bytes) may come after a newer one, and says
+    nothing new."""
+    seen: set[str] = set()
+    last: dict[str, Any] = {}
+    for s in statuses:
+        if s.status_id not in seen:
+            seen.add(s.status_id)
             last[s.account] = s
-        return last
+    return last
 
 
 # ----- the scenario, phase by phase ---------------------------------------------------------
@@ -254,7 +265,9 @@ def _crash_done(c: Chaos, out: Collector, plan: osc.Plan) -> Callable[[], str | 
         closed: Counter[str] = Counter()
         for o in _decoded(c, out, "adl"):
             closed[o.counterparty_account] += o.qty
-        last = {s.account: s.state.value for s in _decoded(c, out, "margin-status")}
+        last = {
+            a: s.state.value for a, s in _last_statuses(_decoded(c, out, "margin-status")).items()
+        }
         lacking = {
             "orders": sorted(set(plan.names("liq-")) - ordered),
             "claims": sorted(set(plan.names("bk-")) - claimed),
