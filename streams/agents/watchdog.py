@@ -5,6 +5,7 @@ the worker silently while its consumer still heartbeats), and the asyncio tasks'
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import sys
 import threading
@@ -149,10 +150,28 @@ def await_chain(coro: object, max_frames: int) -> tuple[list[FrameType], object]
     while coro is not None and len(frames) < max_frames:
         attr = next((a for a in FRAME_ATTRS if hasattr(coro, a)), None)
         if attr is None:
-            return frames, coro  # a future, or another awaitable
+            wrapped = unwrap(coro)
+            if wrapped is None:
+                return frames, coro  # a future, or another awaitable
+            coro = wrapped
+            continue
         frame = getattr(coro, attr)
         if frame is None:  # finished
             break
         frames.append(frame)
         coro = next((getattr(coro, a) for a in AWAIT_ATTRS if hasattr(coro, a)), None)
     return frames, None
+
+
+WRAPPERS = ("coroutine_wrapper", "async_generator_asend", "async_generator_athrow")
+"""What an ``await`` on an object with ``__await__`` or an ``async for`` step awaits: they hide
+the coroutine or async generator they run (Faust's agents are awaited through them)."""
+
+
+def unwrap(awaited: object) -> object | None:
+    """The coroutine or async generator a wrapper runs (found among the objects it refers to:
+    the wrappers expose no attribute for it); None for anything else."""
+    if type(awaited).__name__ not in WRAPPERS:
+        return None
+    inner = [o for o in gc.get_referents(awaited) if any(hasattr(o, a) for a in FRAME_ATTRS)]
+    return inner[0] if inner else None

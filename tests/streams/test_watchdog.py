@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any
 
 import pytest
 
@@ -108,3 +109,38 @@ def test_task_stacks_are_limited() -> None:
     text = asyncio.run(many_sleepers(10))
     assert text.count("\nTask ") == 5
     assert text.endswith("... 6 more tasks")
+
+
+def test_task_stacks_follow_awaits_through_wrappers() -> None:
+    """An agent awaited through an object's ``__await__`` (as Faust runs its actors) and an
+    ``async for`` step both show the frames they hide."""
+
+    class Actor:
+        def __init__(self, coro: Any) -> None:
+            self.coro = coro
+
+        def __await__(self) -> Any:
+            return self.coro.__await__()
+
+    async def agent_body(event: asyncio.Event) -> None:
+        async for _ in ticks(event):
+            pass
+
+    async def ticks(event: asyncio.Event) -> Any:
+        await event.wait()
+        yield 1
+
+    async def run_actor(event: asyncio.Event) -> None:
+        await Actor(agent_body(event))
+
+    async def main() -> str:
+        event = asyncio.Event()
+        task = asyncio.create_task(run_actor(event))
+        await asyncio.sleep(0.05)
+        text = format_task_stacks()
+        event.set()
+        await task
+        return text
+
+    text = asyncio.run(main())
+    assert "run_actor" in text and "agent_body" in text and "ticks" in text
