@@ -16,6 +16,7 @@ from streams.agents.private import writing_to
 from streams.agents.recovery import RecoveryCheck
 from streams.agents.sender import Sender
 from streams.codec import AvroCodec
+from streams.fund.batches import load_batches, save_batch, save_batches
 from streams.fund.journal import FundJournal
 from streams.fund.outbox import FundOutbox
 from streams.fund.owner import FUND_KEY, FundOwner, check_fund_input
@@ -68,6 +69,7 @@ class FundAgent:
                 if data
                 else FundOwner(currency=settlement, settlement_asset=settlement)
             )
+            load_batches(self.table, self.owner)
             self.outbox.load(data)
         return self.owner
 
@@ -104,6 +106,8 @@ class FundAgent:
         self.outbox.file(msg.topic, msg.offset, encoded)
         if outputs or not isinstance(value, AdlCandidate):
             self.save(owner)
+        else:  # the batch it changed, before the consumer commits its offset
+            save_batch(self.table, owner, value.partition)
         if encoded:  # the state that files them first (Sender.after_table_writes)
             await self.sender.after_table_writes()
         await self.send(msg.topic, msg.offset, encoded)
@@ -113,6 +117,7 @@ class FundAgent:
         """Write the fund's state, with its outbox, to its table."""
         value = owner.to_dict() | self.outbox.dump()
         self.table[FUND_KEY.format(currency=owner.currency)] = orjson.dumps(value)
+        save_batches(self.table, owner)
 
     async def send(self, topic: str, offset: int, outputs: list[Encoded]) -> None:
         """Send a claims-topic input's encoded outputs; pending in the fund's outbox until
