@@ -40,13 +40,21 @@ class Progress:
         self.moved: dict[TopicPartition, tuple[int, float]] = {}  # next offset, when it moved
         self.stalled: set[TopicPartition] = set()
 
-    def check(self, ends: Mapping[TopicPartition, int], now: float) -> None:
-        """Update lag and stalls from each partition's end offset (``now``: monotonic)."""
+    def check(
+        self,
+        ends: Mapping[TopicPartition, int],
+        now: float,
+        starts: Mapping[TopicPartition, int] | None = None,
+    ) -> None:
+        """Update lag and stalls from each partition's end offset (``now``: monotonic;
+        ``starts``: where a partition with nothing handled since its assignment resumed, the
+        group's committed offset; without it, the end first seen, which missed records that
+        arrived before the first check)."""
         self.stacks_due = self.task_stacks is not None  # once a check, however many stall
         for tp, end in ends.items():
             nxt = self.cursor.next.get(tp, self.handled.get(tp))
-            if nxt is None:  # nothing handled since the assignment yet: measured from then
-                nxt = self.moved.get(tp, (end, now))[0]
+            if nxt is None:  # nothing handled since the assignment yet: where it resumed
+                nxt = (starts or {}).get(tp, self.moved.get(tp, (end, now))[0])
             behind = max(0, end - nxt)
             last = self.moved.get(tp)
             if last is None or last[0] != nxt:

@@ -209,7 +209,11 @@ class Worker:
         held = set(assigned(self.app, topics))
         ends = {tp: end for tp, end in self.reported_ends.items() if tp in held}
         ends.update(consumer_ends(self.app, topics))
-        self.progress.check(ends, time.monotonic())
+        handled = self.progress.cursor.next.keys() | self.progress.handled.keys()
+        starts = {
+            tp: committed_offset(self.app.consumer, *tp) or 0 for tp in ends if tp not in handled
+        }
+        self.progress.check(ends, time.monotonic(), starts)
 
     async def ask_broker_ends(self) -> None:
         """Ask the broker for the ends of the held input partitions whose end the consumer has

@@ -92,3 +92,19 @@ def test_a_stall_start_carries_the_asyncio_tasks_stacks_once(
     assert first == "spma.fills:3 stalled: 50 records waiting, none handled for 31 s"
     assert tasks.startswith("asyncio tasks: 1") and "stalls_checked_on_the_loop" in tasks
     assert stalls[1] == "spma.fills:4 stalled: 10 records waiting, none handled for 31 s"
+
+
+def test_records_that_came_before_the_first_check_count_from_where_the_partition_resumed() -> None:
+    """Deposits landed between the assignment and the first check, and none was handled: they
+    are behind the committed offset the partition resumed from (the end first seen would hide
+    them, and a stalled worker said nothing)."""
+    progress = Progress(Cursor(), WorkerMetrics(), stall_after_s=30.0)
+    tp = ("spma.collateral", 2)
+    progress.check({tp: 25}, now=0.0, starts={tp: 0})
+    assert tp not in progress.stalled
+    progress.check({tp: 25}, now=31.0, starts={tp: 0})
+    assert tp in progress.stalled
+    without = Progress(Cursor(), WorkerMetrics(), stall_after_s=30.0)
+    without.check({tp: 25}, now=0.0)
+    without.check({tp: 25}, now=31.0)
+    assert tp not in without.stalled  # what the first check's end hid
