@@ -87,7 +87,8 @@ class Progress:
         if not self.stacks_due or self.task_stacks is None:
             return ""
         self.stacks_due = False
-        return "\n" + self.task_stacks()
+        text = self.task_stacks()  # '' when the worker has reason to leave them out
+        return "\n" + text if text else ""
 
     def done(self, topic: str, partition: int, offset: int) -> None:
         """A market or fund input was handled (account inputs are the cursor's)."""

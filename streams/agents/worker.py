@@ -41,6 +41,8 @@ from streams.codec import AvroCodec
 from streams.market.state import MarketState
 from streams.topics.catalog import ACCOUNT_INPUTS, CATALOG, FUND_INPUTS, MARKET_INPUTS, Topic
 
+STACKS_EVERY_S = 600.0
+"""Least time between two stall warnings that carry the asyncio tasks' stacks."""
 TABLES = ("portfolios", "insurance-fund-state", "risk-params-state", "market-quotes-state")
 """The worker's changelogged tables, by name (their changelogs: ``Settings.changelog_topic``)."""
 
@@ -71,10 +73,11 @@ class Worker:
         self.guard.on_internal_error = self.on_internal_error
         self.partitions = Partitions(settings, self.table)
         self.progress = Progress(
-            self.partitions.cursor, self.metrics, settings.stall_after_s, format_task_stacks
+            self.partitions.cursor, self.metrics, settings.stall_after_s, self.stall_stacks
         )
         self.broker_ends = BrokerEnds(settings)  # ends the consumer has not seen (progress)
         self.reported_ends: dict[tuple[str, int], int] = {}  # the broker's last answer
+        self.stacks_at = -STACKS_EVERY_S  # when a stall's warning last carried the stacks
         self.unfetched = Unfetched()  # held partitions never fetched: resumed
         self.watchdog = LoopWatchdog(
             settings.loop_blocked_after_s, self.metrics.loop_blocked.observe
@@ -196,6 +199,16 @@ class Worker:
             partitions=partitions or self.settings.partitions,
             internal=False,
         )
+
+    def stall_stacks(self) -> str:
+        """The asyncio tasks' stacks for a stall's warning: only while the broker answers (an
+        outage explains a stall, and /ready says so; hundreds of lines then were a flood) and
+        at most once every ``STACKS_EVERY_S``."""
+        now = time.monotonic()
+        if self.health.broker_down_s(now) is not None or now - self.stacks_at < STACKS_EVERY_S:
+            return ""
+        self.stacks_at = now
+        return format_task_stacks()
 
     def input_topics(self) -> list[str]:
         """The full names of every input topic (account, market and fund inputs)."""

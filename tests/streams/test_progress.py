@@ -108,3 +108,15 @@ def test_records_that_came_before_the_first_check_count_from_where_the_partition
     without.check({tp: 25}, now=0.0)
     without.check({tp: 25}, now=31.0)
     assert tp not in without.stalled  # what the first check's end hid
+
+
+def test_a_stall_whose_stacks_are_left_out_is_one_line(caplog: pytest.LogCaptureFixture) -> None:
+    """The worker leaves the stacks out while the broker is down (the outage explains the
+    stall) and within ten minutes of the last dump: the warning is then its one line."""
+    progress = Progress(Cursor(), WorkerMetrics(), stall_after_s=30.0, task_stacks=lambda: "")
+    tp = ("spma.market-broadcast", 1)
+    with caplog.at_level(logging.WARNING, logger="spma"):
+        progress.check({tp: 12}, now=0.0, starts={tp: 0})
+        progress.check({tp: 12}, now=30.0, starts={tp: 0})
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert line == "spma.market-broadcast:1 stalled: 12 records waiting, none handled for 30 s"
