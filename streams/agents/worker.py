@@ -141,16 +141,33 @@ class Worker:
         (streams/agents/skipped.py); not while a rebalance or a recovery is under way, nor while
         the worker drains for a scale (its market inputs wait, paused, for the next generation:
         streams/agents/generations.py)."""
-        if self.switch is not None and self.switch.draining:
+        if self.draining():
             return
-        tables: Any = self.app.tables  # Faust's TableManager has a recovery; its type does not
-        if self.app.rebalancing or tables.recovery.in_recovery:
+        if self.rebalancing():
             self.skipped.moved.clear()
             return
         topics = [self.settings.topic(t) for t in MARKET_INPUTS]
+        await self.skipped.repair(self.input_ends(topics), time.monotonic())
+
+    def draining(self) -> bool:
+        """Whether the worker drains for a scale (it pauses its inputs on purpose)."""
+        return self.switch is not None and self.switch.draining
+
+    def rebalancing(self) -> bool:
+        """Whether a rebalance or a table recovery is under way."""
+        tables: Any = self.app.tables  # Faust's TableManager has a recovery; its type does not
+        return bool(self.app.rebalancing or tables.recovery.in_recovery)
+
+    def input_ends(self, topics: list[str]) -> dict[tuple[str, int], int]:
+        """The end of each held partition of some input topics: as the consumer last saw it,
+        or, for a partition it never fetched, as the broker last reported it."""
         unseen = {tp: end for tp, end in self.reported_ends.items() if tp[0] in topics}
-        ends = {**unseen, **consumer_ends(self.app, topics)}  # never fetched: the broker's end
-        await self.skipped.repair(ends, time.monotonic())
+        return {**unseen, **consumer_ends(self.app, topics)}
+
+    def resumed_at(self, tp: tuple[str, int]) -> int:
+        """The offset a partition resumed from at its assignment (0 when nothing was
+        committed)."""
+        return committed_offset(self.app.consumer, *tp) or 0
 
     def new_table(self, name: str, partitions: int, changelog: str | None = None) -> Any:
         """A changelogged table of str keys and bytes values with the store's sizes and the
@@ -218,14 +235,9 @@ class Worker:
     def check_progress(self) -> None:
         """Lag and stalls of the inputs (streams/agents/progress.py): each partition's end as
         its consumer last saw it, or, where it has seen none, as the broker last reported it."""
-        topics = self.input_topics()
-        held = set(assigned(self.app, topics))
-        ends = {tp: end for tp, end in self.reported_ends.items() if tp in held}
-        ends.update(consumer_ends(self.app, topics))
+        ends = self.input_ends(self.input_topics())
         handled = self.progress.cursor.next.keys() | self.progress.handled.keys()
-        starts = {
-            tp: committed_offset(self.app.consumer, *tp) or 0 for tp in ends if tp not in handled
-        }
+        starts = {tp: self.resumed_at(tp) for tp in ends if tp not in handled}
         self.progress.check(ends, time.monotonic(), starts)
 
     async def ask_broker_ends(self) -> None:
@@ -239,12 +251,10 @@ class Worker:
         self.reported_ends = (
             await asyncio.to_thread(self.broker_ends.ends, unseen) if unseen else {}
         )
-        tables: Any = self.app.tables  # Faust's TableManager has a recovery; its type does not
-        draining = self.switch is not None and self.switch.draining  # pauses inputs on purpose
-        if draining or self.app.rebalancing or tables.recovery.in_recovery:
+        if self.draining() or self.rebalancing():
             self.unfetched.since.clear()
             return
-        starts = {tp: committed_offset(self.app.consumer, *tp) or 0 for tp in unseen}
+        starts = {tp: self.resumed_at(tp) for tp in unseen}
         due = self.unfetched.due(held, seen, self.reported_ends, starts, time.monotonic())
         for tp in due:
             self.unfetched.report(
