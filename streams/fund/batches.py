@@ -15,8 +15,7 @@ from typing import Any
 
 import orjson
 
-from streams.accounts.adl import Candidate
-from streams.fund.owner import FUND_KEY, FundOwner
+from streams.fund.owner import FUND_KEY, FundOwner, batch_from_rows, batch_rows
 
 BATCH_KEY = FUND_KEY + "/candidates/{partition}"
 """A partition's latest batch: [ts, [[account, instrument, qty, score], ...]]."""
@@ -30,8 +29,7 @@ def batch_key(currency: str, partition: int) -> str:
 def save_batch(table: MutableMapping[str, Any], owner: FundOwner, partition: int) -> None:
     """Write one partition's batch as the owner holds it now."""
     ts, batch = owner.batches[partition]
-    rows = [[c.account, c.instrument, c.qty, c.score] for c in batch]
-    table[batch_key(owner.currency, partition)] = orjson.dumps([ts, rows])
+    table[batch_key(owner.currency, partition)] = orjson.dumps([ts, batch_rows(batch)])
 
 
 def save_batches(table: MutableMapping[str, Any], owner: FundOwner) -> None:
@@ -48,7 +46,4 @@ def load_batches(table: MutableMapping[str, Any], owner: FundOwner) -> None:
         if not isinstance(key, str) or not key.startswith(prefix) or not raw:
             continue
         ts, rows = orjson.loads(raw)
-        owner.batches[int(key.removeprefix(prefix))] = (
-            float(ts),
-            [Candidate(a, i, float(q), float(s)) for a, i, q, s in rows],
-        )
+        owner.batches[int(key.removeprefix(prefix))] = (float(ts), batch_from_rows(rows))

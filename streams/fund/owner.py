@@ -302,10 +302,7 @@ class FundOwner:
             "settlement_asset": self.settlement_asset,
             "balance_cents": self.fund.balance_cents,
             "seen": sorted(self.fund.seen),
-            "batches": {
-                str(p): [ts, [[c.account, c.instrument, c.qty, c.score] for c in batch]]
-                for p, (ts, batch) in self.batches.items()
-            },
+            "batches": {str(p): [ts, batch_rows(batch)] for p, (ts, batch) in self.batches.items()},
             "pending": [
                 [
                     p.claim.model_dump(mode="json"),
@@ -331,7 +328,7 @@ class FundOwner:
         """Inverse of to_dict."""
         fund = InsuranceFund(data["currency"], int(data["balance_cents"]), [], set(data["seen"]))
         batches = {
-            int(p): (float(ts), [Candidate(a, i, float(q), float(s)) for a, i, q, s in batch])
+            int(p): (float(ts), batch_from_rows(batch))
             for p, (ts, batch) in data["batches"].items()
         }
         pending = [
@@ -349,6 +346,16 @@ class FundOwner:
             owner.uncovered_cents,
         ) = (int(x) for x in data["totals"])
         return owner
+
+
+def batch_rows(batch: list[Candidate]) -> list[list[Any]]:
+    """A batch of candidates as JSON-ready rows: [account, instrument, qty, score]."""
+    return [[c.account, c.instrument, c.qty, c.score] for c in batch]
+
+
+def batch_from_rows(rows: list[list[Any]]) -> list[Candidate]:
+    """Inverse of batch_rows."""
+    return [Candidate(a, i, float(q), float(s)) for a, i, q, s in rows]
 
 
 def _split(total_cents: int, weights: list[float]) -> list[int]:
